@@ -1,0 +1,150 @@
+"""The Python API that the CLI and the UI share. One object, sensible defaults:
+
+    ds = DocStack()                       # settings from DOCSTACK_* variables
+    ds.ingest(["docs/"], collection="handbook")
+    for hit in ds.search("vacation policy", collection="handbook"): ...
+    answer = ds.ask("How many vacation days?", collection="handbook")
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+from functools import cached_property
+from pathlib import Path
+
+from docstack.console import DocstackError
+from docstack.settings import Settings
+from docstack.ingest.chunker import Chunker
+from docstack.ingest.embedder import Embedder
+from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
+from docstack.ingest.store import ChunkStore
+from docstack.stack import profiles
+from docstack.stack.client import StackClient
+from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, Hit, PromptBuilder, Retriever, cite, is_abstention
+from docstack.stack.services import ServiceManager, ServiceState
+
+_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class DocStack:
+    def __init__(self, settings: Settings | None = None, **overrides):
+        self.settings = settings or Settings(**overrides)
+        self._stores: dict[str, ChunkStore] = {}
+
+    # -- documents -----------------------------------------------------------------------
+    @cached_property
+    def embedder(self) -> Embedder:
+        return Embedder(self.settings.embedding_model, batch_size=self.settings.embed_batch)
+
+    def store(self, collection: str | None = None, create: bool = False) -> ChunkStore:
+        name = collection or self.settings.collection
+        if not _COLLECTION_NAME.match(name):
+            raise DocstackError(f"collection name '{name}' is not valid: use letters, digits, '.', '_' or '-'")
+        if name not in self._stores:
+            path = self.settings.collections_dir / name
+            if not create and not ChunkStore.exists(path):
+                raise DocstackError(
+                    f"collection '{name}' does not exist under {self.settings.collections_dir}; "
+                    f"add documents with `docstack ingest PATH --collection {name}`"
+                )
+            self._stores[name] = ChunkStore(path, self.embedder.name, self.embedder.dimension)
+        return self._stores[name]
+
+    def collections(self) -> dict[str, dict]:
+        root = self.settings.collections_dir
+        names = sorted(p.name for p in root.iterdir() if ChunkStore.exists(p)) if root.is_dir() else []
+        return {name: self.store(name).stats() for name in names}
+
+    def ingest(
+        self, paths: Iterable[Path | str], collection: str | None = None, on_progress: ProgressCallback | None = None
+    ) -> IngestReport:
+        chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
+        return Ingestor(self.embedder, chunker).run(paths, self.store(collection, create=True), on_progress)
+
+    def search(self, query: str, collection: str | None = None, k: int | None = None) -> list[Hit]:
+        if not query.strip():
+            raise DocstackError("the query is empty")
+        return Retriever(self.store(collection), self.embedder).run(query, k or self.settings.top_k)
+
+    # -- answers -------------------------------------------------------------------------
+    @cached_property
+    def client(self) -> StackClient:
+        return StackClient(self.settings.stack_url, timeout=self.settings.request_timeout)
+
+    def stream(
+        self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None
+    ) -> AnswerStream:
+        """The answer as it is written; iterate it for text, then read `.answer`."""
+        started = time.perf_counter()
+        model = model or self._default_model()
+        hits = self.search(question, collection, k)
+        builder = PromptBuilder(
+            profiles.token_counter(self.settings), self.settings.n_ctx, self.settings.max_answer_tokens
+        )
+        prompt = builder.run(question, hits)
+
+        def finish(text: str, first_token: float | None) -> Answer:
+            text = text.strip()
+            abstained = not prompt.hits or is_abstention(text)
+            return Answer(
+                answer=text if prompt.hits else ABSTAIN_TEXT,
+                citations=[] if abstained else cite(text, prompt.hits),
+                model=model,
+                abstained=abstained,
+                seconds=round(time.perf_counter() - started, 3),
+                first_token_seconds=None if first_token is None else round(first_token, 3),
+                prompt_tokens=prompt.tokens,
+                context=prompt.hits,
+            )
+
+        if not prompt.hits:
+            return AnswerStream(iter([ABSTAIN_TEXT]), finish)
+        deltas = self.client.chat_stream(
+            model, prompt.messages, self.settings.max_answer_tokens, self.settings.temperature
+        )
+        return AnswerStream(deltas, finish)
+
+    def ask(self, question: str, collection: str | None = None, model: str | None = None,
+            k: int | None = None) -> Answer:
+        return self.stream(question, collection, model, k).result()
+
+    def _default_model(self) -> str:
+        available = self.client.models()
+        wanted = self.settings.model_id
+        for candidate in (wanted, self.settings.model_alias):
+            if candidate in available:
+                return candidate
+        raise DocstackError(
+            f"the stack at {self.settings.stack_url} serves no model {wanted} (it has: {', '.join(available) or 'none'})"
+        )
+
+    # -- services ------------------------------------------------------------------------
+    @cached_property
+    def services(self) -> ServiceManager:
+        return ServiceManager(self.settings.run_dir, self.settings.log_dir, self.settings.startup_timeout)
+
+    def up(self, with_ui: bool = True) -> list[ServiceState]:
+        started = []
+        for service in profiles.services(self.settings, with_ui=with_ui):
+            self.services.start(service)
+            started.append(self.services.state(service))
+        (self.settings.run_dir / "profile").write_text(self.settings.profile)
+        return started
+
+    def down(self) -> list[str]:
+        return [name for name in ("ui", "stack", "model") if self.services.stop(name)]
+
+    def status(self) -> dict:
+        marker = self.settings.run_dir / "profile"
+        profile = marker.read_text().strip() if marker.is_file() else self.settings.profile
+        services = profiles.services(self.settings, with_ui=True, resolve=False)
+        states = {s.name: self.services.state(s) for s in services}
+        return {
+            "profile": profile,
+            "home": str(self.settings.home),
+            "model": self.settings.model_id,
+            **{name: state.to_json() for name, state in states.items()},
+            "collections": self.collections(),
+        }

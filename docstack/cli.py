@@ -1,0 +1,171 @@
+"""The `docstack` command. Its --json shapes are a contract: benchmarks and checks rely on them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from docstack.api import DocStack
+from docstack.console import DocstackError, console, err_console
+from docstack.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Document Q&A with citations, on Llama Stack.")
+
+Collection = Annotated[str | None, typer.Option("--collection", "-c", help="collection name (default: default)")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON only")]
+TopK = Annotated[int | None, typer.Option("-k", "--top-k", min=1, max=100, help="chunks to retrieve")]
+
+
+def _docstack(**overrides) -> DocStack:
+    return DocStack(Settings(**{k: v for k, v in overrides.items() if v is not None}))
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+
+
+def _where(source: str, page: int | None) -> str:
+    return f"{source}" + (f", page {page}" if page else "")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files or folders")],
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add files and folders (PDF, Markdown, text) to a collection."""
+    ds = _docstack(collection=collection)
+    if as_json or not err_console.is_terminal:
+        report = ds.ingest(paths)
+    else:
+        with Progress(
+            TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+            TimeRemainingColumn(), TextColumn("{task.description}"), console=err_console, transient=True,
+        ) as bar:
+            task = bar.add_task("", total=None)
+            report = ds.ingest(paths, on_progress=lambda done, total, path: bar.update(
+                task, completed=done, total=total, description=escape(Path(path).name)))
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        console.print(
+            f"{report.files} files, {report.pages} pages, {report.chunks} chunks in {report.seconds:.1f}s"
+            + (f" ({report.unchanged} unchanged)" if report.unchanged else "")
+        )
+        for error in report.errors:
+            err_console.print(f"[red]error[/red] {escape(error['path'])}: {escape(error['error'])}")
+    if report.errors:
+        raise typer.Exit(2 if report.files == 0 and report.unchanged == 0 else 1)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what to look for")],
+    collection: Collection = None,
+    k: TopK = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show the chunks that best match a query, best first."""
+    hits = _docstack(collection=collection).search(query, k=k)
+    if as_json:
+        _print_json([h.to_json() for h in hits])
+        return
+    for rank, hit in enumerate(hits, start=1):
+        console.print(f"[bold]{rank}.[/bold] {escape(_where(hit.source, hit.page))}  [dim]score {hit.score:.3f}[/dim]")
+        console.print("   " + escape(" ".join(hit.text.split())[:240]))
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="a question about the documents")],
+    collection: Collection = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
+    k: TopK = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer a question from the documents, citing the passages it used."""
+    stream = _docstack(collection=collection).stream(question, model=model, k=k)
+    if as_json:
+        _print_json(stream.result().to_json())
+        return
+    for delta in stream:
+        console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
+    console.print()
+    answer = stream.answer
+    for c in answer.citations:
+        console.print(f"[bold]\\[{c.n}][/bold] {escape(_where(c.source, c.page))}")
+    console.print(f"[dim]{answer.model} · {answer.seconds:.1f}s[/dim]")
+
+
+@app.command()
+def up(
+    profile: Annotated[str | None, typer.Option(help="distribution profile")] = None,
+    ui: Annotated[bool, typer.Option("--ui/--no-ui", help="also start the web UI")] = True,
+) -> None:
+    """Start the model server, the Llama Stack server and the UI; wait until they answer."""
+    ds = _docstack(profile=profile)
+    with err_console.status("starting the stack…"):
+        states = ds.up(with_ui=ui)
+    for state in states:
+        console.print(f"[green]●[/green] {state.name:<6} {state.url}  [dim]pid {state.pid}, log {state.log}[/dim]")
+
+
+@app.command()
+def down() -> None:
+    """Stop what `docstack up` started."""
+    stopped = _docstack().down()
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status(as_json: AsJson = False) -> None:
+    """Say what runs where, and what the collections hold."""
+    info = _docstack().status()
+    if as_json:
+        _print_json(info)
+        return
+    console.print(f"profile [bold]{info['profile']}[/bold], model {info['model']}, data in {info['home']}")
+    for name in ("model", "stack", "ui"):
+        s = info[name]
+        mark = "[green]●[/green]" if s["healthy"] else ("[yellow]●[/yellow]" if s["running"] else "[red]○[/red]")
+        what = f"pid {s['pid']}" if s["running"] else "not running"
+        console.print(f"{mark} {name:<6} {s['url']}  [dim]{what}[/dim]")
+    for name, stats in info["collections"].items():
+        console.print(f"  collection {name}: {stats['documents']} documents, {stats['chunks']} chunks")
+
+
+@app.command()
+def demo() -> None:
+    """Ingest the shipped sample documents, start everything and show how to ask."""
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    ds = _docstack()
+    report = ds.ingest([samples], collection="samples")
+    console.print(f"samples: {report.files} new files, {report.unchanged} unchanged, {report.chunks} chunks")
+    with err_console.status("starting the stack…"):
+        ds.up()
+    console.print(f"\nUI:    {ds.settings.ui_url}\nstack: {ds.settings.stack_url}\n\nTry:\n"
+                  f'  .venv/bin/docstack ask "How do I start docstack?" --collection samples')
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except DocstackError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

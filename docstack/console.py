@@ -1,0 +1,30 @@
+"""User-facing output goes through these two consoles: results on stdout, progress and
+errors on stderr (so ``--json`` output stays clean). Diagnostics go through ``logging``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+from rich.console import Console
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class DocstackError(Exception):
+    """An expected failure: shown to the user as one line, never as a traceback."""
+
+
+def quiet_libraries() -> None:
+    """Silence the chatter of pypdf, Hugging Face and tokenizers; docstack reports what matters."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|torch|sentence_transformers)")
+    for name in ("pypdf", "fontTools", "transformers", "sentence_transformers", "httpx", "faiss"):
+        logging.getLogger(name).setLevel(logging.ERROR)

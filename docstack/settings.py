@@ -1,0 +1,83 @@
+"""The one typed settings object. Every knob reads from here; environment variables
+prefixed ``DOCSTACK_`` override the defaults (``DOCSTACK_HOME``, ``DOCSTACK_STACK_PORT``...)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".docstack"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCSTACK_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="data directory: indexes, models, logs, pids")
+    collection: str = "default"
+
+    # Ingestion. 200 word pieces stays under all-MiniLM-L6-v2's 256-token limit with room
+    # for the special tokens, so nothing is cut silently at embedding time.
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    embed_batch: int = 64
+
+    # Answering.
+    top_k: int = 5
+    max_answer_tokens: int = 384
+    temperature: float = 0.0
+
+    # Services started by `docstack up`.
+    profile: str = "embedded"
+    host: str = "127.0.0.1"
+    stack_port: int = 8321
+    model_port: int = 8322
+    ui_port: int = 8501
+    model_alias: str = "qwen2.5-0.5b-instruct"
+    gguf: Path | None = Field(default=None, description="a GGUF to serve instead of the shipped Qwen2.5-0.5B")
+    n_ctx: int = 4096
+    threads: int = Field(default_factory=lambda: os.cpu_count() or 2)
+    startup_timeout: float = 120.0
+    request_timeout: float = 300.0
+
+    @property
+    def stack_url(self) -> str:
+        return f"http://{self.host}:{self.stack_port}"
+
+    @property
+    def model_url(self) -> str:
+        return f"http://{self.host}:{self.model_port}/v1"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.ui_port}"
+
+    @property
+    def model_id(self) -> str:
+        """The id under which the stack serves the embedded model."""
+        return f"llamacpp/{self.model_alias}"
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.home / "collections"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+
+def get_settings(**overrides) -> Settings:
+    return Settings(**overrides)

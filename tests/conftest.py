@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from docstack import DocStack, Settings
+from docstack.ingest.embedder import Embedder
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return Embedder("sentence-transformers/all-MiniLM-L6-v2")
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path / "home", stack_port=free_port(), model_port=free_port(), ui_port=free_port())
+
+
+@pytest.fixture
+def docstack(settings: Settings, embedder: Embedder) -> DocStack:
+    ds = DocStack(settings)
+    ds.embedder = embedder  # share the loaded model across tests
+    return ds
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory):
+    """A real llama.cpp server with the shipped Qwen2.5-0.5B behind a real Llama Stack server."""
+    home = tmp_path_factory.mktemp("stack-home")
+    models = Path.home() / ".docstack" / "models"  # reuse the assembled GGUF across runs
+    settings = Settings(home=home, stack_port=free_port(), model_port=free_port(), ui_port=free_port(),
+                        n_ctx=2048)
+    from docstack.stack.models import QWEN_0_5B, ensure_gguf
+
+    settings.gguf = ensure_gguf(QWEN_0_5B, models)
+    ds = DocStack(settings)
+    ds.up(with_ui=False)
+    yield ds
+    ds.down()

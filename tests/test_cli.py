@@ -1,0 +1,77 @@
+"""The `docstack` command as users and checks run it: real process, real files, real index."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+from tests.pdfs import write_pdf
+
+DOCSTACK = [sys.executable, "-m", "docstack.cli"]
+
+
+def run(args: list[str], home: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_STACK_PORT": str(free_port())}
+    return subprocess.run(DOCSTACK + args, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    write_pdf(root / "manual.pdf", [
+        "Chapter one explains how to unpack the device and check the parts list.",
+        "The Zephyr-9 pump must be serviced every 42 days by the maintenance crew.",
+    ])
+    (root / "notes.md").write_text("# Notes\n\n## Lunch\n\nThe canteen serves soup on Fridays.\n")
+    return root
+
+
+def test_ingest_search_and_errors(tmp_path, corpus):
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7 truncated")
+    result = run(["ingest", str(corpus), str(bad), "--json"], tmp_path / "home")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) >= {"files", "chunks", "pages", "errors", "seconds"}
+    assert (report["files"], report["pages"]) == (2, 3)
+    assert report["chunks"] >= 3
+    assert [e["path"] for e in report["errors"]] == [str(bad)]
+    assert result.stderr == ""
+
+    result = run(["search", "how often is the pump serviced", "-k", "2", "--json"], tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    hits = json.loads(result.stdout)
+    assert len(hits) == 2
+    assert set(hits[0]) == {"chunk_id", "source", "page", "section", "score", "text"}
+    assert hits[0]["source"] == str(corpus / "manual.pdf") and hits[0]["page"] == 2
+    assert hits[0]["score"] >= hits[1]["score"]
+
+    again = json.loads(run(["ingest", str(corpus), "--json"], tmp_path / "home").stdout)
+    assert (again["files"], again["chunks"], again["unchanged"]) == (0, 0, 2)
+
+
+def test_nothing_ingested_exits_2(tmp_path):
+    result = run(["ingest", str(tmp_path / "missing"), "--json"], tmp_path / "home")
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["errors"][0]["error"] == "no such file or directory"
+
+
+def test_ask_without_a_stack_is_one_clear_line(tmp_path, corpus):
+    run(["ingest", str(corpus / "notes.md")], tmp_path / "home")
+    result = run(["ask", "What is served on Fridays?"], tmp_path / "home")
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "docstack up" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_collection_is_one_clear_line(tmp_path):
+    result = run(["search", "x", "--collection", "nope"], tmp_path / "home")
+    assert result.returncode != 0
+    assert "collection 'nope' does not exist" in result.stderr and "Traceback" not in result.stderr

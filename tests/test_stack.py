@@ -1,0 +1,84 @@
+"""End to end through a real Llama Stack server and a real local model (Qwen2.5-0.5B, llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from docstack import DocStack, Settings
+from docstack.console import DocstackError
+from tests.conftest import free_port
+from tests.pdfs import write_pdf
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, running_stack):
+    root = tmp_path_factory.mktemp("docs")
+    write_pdf(root / "plant-manual.pdf", [
+        "Welcome to the plant manual. This page explains the safety briefing for new staff.",
+        "Maintenance schedule. The Zephyr-9 pump must be serviced every 42 days by the maintenance crew.",
+        "Emergency exits are located at the north and south ends of Building C.",
+    ])
+    (root / "canteen.md").write_text("# Canteen\n\n## Menu\n\nThe canteen serves lentil soup on Fridays.\n")
+    report = running_stack.ingest([root], collection="plant")
+    assert report.files == 2 and not report.errors
+    return root
+
+
+def test_answer_cites_the_right_file_and_page(running_stack, corpus):
+    answer = running_stack.ask("How often must the Zephyr-9 pump be serviced?", collection="plant")
+    assert "42" in answer.answer
+    assert not answer.abstained
+    assert answer.citations, answer.answer
+    top = answer.citations[0]
+    assert (top.source, top.page) == (str(corpus / "plant-manual.pdf"), 2)
+    assert answer.model.endswith("qwen2.5-0.5b-instruct")
+    assert answer.first_token_seconds is not None and answer.first_token_seconds <= answer.seconds
+
+
+def test_cli_ask_json_through_the_stack(running_stack, corpus):
+    s = running_stack.settings
+    env = {**os.environ, "DOCSTACK_HOME": str(s.home), "DOCSTACK_STACK_PORT": str(s.stack_port),
+           "DOCSTACK_GGUF": str(s.gguf), "DOCSTACK_N_CTX": str(s.n_ctx)}
+    result = subprocess.run(
+        [sys.executable, "-m", "docstack.cli", "ask", "What does the canteen serve on Fridays?",
+         "--collection", "plant", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds"}
+    assert "soup" in answer["answer"].lower()
+    assert answer["citations"][0]["source"] == str(corpus / "canteen.md")
+    assert answer["citations"][0]["page"] is None
+    assert set(answer["citations"][0]) == {"n", "chunk_id", "source", "page", "text"}
+
+
+def test_up_again_reuses_the_running_services(running_stack):
+    before = {s["pid"] for name, s in running_stack.status().items() if name in ("model", "stack")}
+    running_stack.up(with_ui=False)
+    after = {s["pid"] for name, s in running_stack.status().items() if name in ("model", "stack")}
+    assert before == after and None not in after
+
+
+def test_port_in_use_is_a_one_line_error(tmp_path, running_stack):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ds = DocStack(Settings(home=tmp_path, model_port=port, stack_port=free_port(),
+                               gguf=running_stack.settings.gguf))
+        with pytest.raises(DocstackError, match=f"port {port} .* already in use"):
+            ds.up(with_ui=False)
+
+
+def test_missing_model_file_is_a_clear_error(tmp_path):
+    ds = DocStack(Settings(home=tmp_path, gguf=tmp_path / "nope.gguf", model_port=free_port(),
+                           stack_port=free_port()))
+    with pytest.raises(DocstackError, match="nope.gguf does not exist"):
+        ds.up(with_ui=False)

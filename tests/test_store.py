@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from docstack.console import DocstackError
+from docstack.ingest.chunker import Chunk
+from docstack.ingest.store import ChunkStore, Document
+
+DIM = 8
+
+
+def doc(source: str, n: int, seed: int, sha: str = "h") -> Document:
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(n, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [Chunk(f"{source} chunk {i}", i + 1, "S", 0, 10) for i in range(n)]
+    return Document(source, sha + source, n, 100, chunks, vectors)
+
+
+def test_round_trip_survives_reopen(tmp_path):
+    store = ChunkStore(tmp_path, "m", DIM)
+    a = doc("a.pdf", 5, 1)
+    store.write([a, doc("b.md", 3, 2)])
+    store.close()
+    store = ChunkStore(tmp_path, "m", DIM)
+    assert len(store) == 8
+    [(best, score)] = store.search(a.vectors[2], 1)
+    assert store.get([best])[best].text == "a.pdf chunk 2"
+    assert store.get([best])[best].page == 3
+    assert score == pytest.approx(1.0, abs=1e-5)
+    assert store.stats() == {"documents": 2, "pages": 8, "chunks": 8, "vectors": 8}
+
+
+def test_rewriting_a_document_replaces_its_chunks(tmp_path):
+    store = ChunkStore(tmp_path, "m", DIM)
+    store.write([doc("a.pdf", 5, 1)])
+    store.write([doc("a.pdf", 2, 9, sha="new")])
+    assert len(store) == 2
+    assert store.document_hash("a.pdf") == "newa.pdf"
+    assert store.remove("a.pdf") == 2
+    assert len(store) == 0 and store.documents() == []
+
+
+def test_missing_faiss_file_is_rebuilt_from_sqlite(tmp_path):
+    store = ChunkStore(tmp_path, "m", DIM)
+    a = doc("a.pdf", 4, 1)
+    store.write([a])
+    store.close()
+    for f in tmp_path.glob("index-*.faiss"):
+        f.unlink()  # as after a crash between the SQLite commit and the FAISS rename
+    store = ChunkStore(tmp_path, "m", DIM)
+    assert len(store) == 4
+    [(best, _)] = store.search(a.vectors[3], 1)
+    assert store.get([best])[best].text == "a.pdf chunk 3"
+
+
+def test_keyword_index_follows_writes(tmp_path):
+    store = ChunkStore(tmp_path, "m", DIM)
+    store.write([doc("alpha.md", 2, 1)])
+    assert store.keyword_search("alpha", 5)
+    store.remove("alpha.md")
+    assert store.keyword_search("alpha", 5) == []
+
+
+def test_other_embedding_model_is_a_clear_error(tmp_path):
+    ChunkStore(tmp_path, "m", DIM).write([doc("a.md", 1, 1)])
+    with pytest.raises(DocstackError, match="docstack reindex"):
+        ChunkStore(tmp_path, "other-model", 16)
+
+
+def test_a_second_writer_sees_the_first_writers_chunks(tmp_path):
+    first = ChunkStore(tmp_path, "m", DIM)
+    second = ChunkStore(tmp_path, "m", DIM)
+    first.write([doc("a.md", 3, 1)])
+    second.write([doc("b.md", 2, 2)])
+    assert len(ChunkStore(tmp_path, "m", DIM)) == 5
