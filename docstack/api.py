@@ -83,14 +83,19 @@ class DocStack:
         builder = PromptBuilder(
             profiles.token_counter(self.settings), self.settings.n_ctx, self.settings.max_answer_tokens
         )
-        prompt = builder.run(question, hits)
+        # Nothing close enough to the question: abstain without asking the model to guess.
+        evidence = [h for h in hits if h.score >= self.settings.min_score]
+        prompt = builder.run(question, evidence)
 
         def finish(text: str, first_token: float | None) -> Answer:
             text = text.strip()
             abstained = not prompt.hits or is_abstention(text)
+            citations: list = []
+            if not abstained:
+                text, citations = cite(text, prompt.hits, self.embedder.embed)
             return Answer(
                 answer=text if prompt.hits else ABSTAIN_TEXT,
-                citations=[] if abstained else cite(text, prompt.hits),
+                citations=citations,
                 model=model,
                 abstained=abstained,
                 seconds=round(time.perf_counter() - started, 3),
@@ -144,7 +149,7 @@ class DocStack:
         return {
             "profile": profile,
             "home": str(self.settings.home),
-            "model": self.settings.model_id,
+            "default_model": self.settings.model_id,
             **{name: state.to_json() for name, state in states.items()},
             "collections": self.collections(),
         }

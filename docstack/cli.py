@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -109,6 +110,7 @@ def ask(
 def up(
     profile: Annotated[str | None, typer.Option(help="distribution profile")] = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="also start the web UI")] = True,
+    foreground: Annotated[bool, typer.Option(help="stay attached; stop everything on Ctrl-C or SIGTERM")] = False,
 ) -> None:
     """Start the model server, the Llama Stack server and the UI; wait until they answer."""
     ds = _docstack(profile=profile)
@@ -116,6 +118,12 @@ def up(
         states = ds.up(with_ui=ui)
     for state in states:
         console.print(f"[green]●[/green] {state.name:<6} {state.url}  [dim]pid {state.pid}, log {state.log}[/dim]")
+    if foreground:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        try:
+            signal.pause()
+        finally:
+            ds.down()
 
 
 @app.command()
@@ -132,7 +140,7 @@ def status(as_json: AsJson = False) -> None:
     if as_json:
         _print_json(info)
         return
-    console.print(f"profile [bold]{info['profile']}[/bold], model {info['model']}, data in {info['home']}")
+    console.print(f"profile [bold]{info['profile']}[/bold], model {info['default_model']}, data in {info['home']}")
     for name in ("model", "stack", "ui"):
         s = info[name]
         mark = "[green]●[/green]" if s["healthy"] else ("[yellow]●[/yellow]" if s["running"] else "[red]○[/red]")

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
 
     # Answering.
     top_k: int = 5
+    # Chunks whose cosine similarity to the question is below this are not evidence; with none
+    # left, docstack abstains without asking the model (which would answer from its own memory).
+    min_score: float = 0.25
     max_answer_tokens: int = 384
     temperature: float = 0.0
 

@@ -51,7 +51,9 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return self.model.get_sentence_embedding_dimension()
+        model = self.model
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return getter()
 
     @property
     def max_tokens(self) -> int:

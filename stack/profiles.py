@@ -6,10 +6,13 @@ that ships in PyPI packages."""
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -102,5 +105,20 @@ def token_counter(settings: Settings) -> Callable[[str], int]:
 def _gguf_counter(path: str) -> Callable[[str], int]:
     from llama_cpp import Llama
 
-    vocab = Llama(model_path=path, vocab_only=True, verbose=False)
+    with _quiet_stderr():  # llama.cpp prints context warnings even with verbose=False
+        vocab = Llama(model_path=path, vocab_only=True, verbose=False)
+    # Free it before interpreter teardown, when llama.cpp's own __del__ would fail noisily.
+    atexit.register(vocab.close)
     return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,11 @@
+# docstack with its embedded offline model: Llama Stack + llama.cpp + the web UI.
+FROM python:3.12-slim
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY . /app
+RUN pip install --no-cache-dir -e .
+ENV DOCSTACK_HOME=/data DOCSTACK_HOST=0.0.0.0
+VOLUME /data
+EXPOSE 8321 8501
+CMD ["docstack", "up", "--foreground"]
