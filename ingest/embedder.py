@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from docstack.console import DocstackError
+from docstack.ingest import bert_numpy
+from docstack.ingest.bert_numpy import NumpyBertEncoder
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +38,19 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+# Up to this many texts, a supported model is run with NumPy instead of loading torch.
+SMALL_BATCH = 32
+
+
 class Embedder:
     def __init__(self, model: str, batch_size: int = 64):
         self.name = model
         self.batch_size = batch_size
+
+    @cached_property
+    def _numpy_encoder(self) -> NumpyBertEncoder | None:
+        path = resolve_model_path(self.name)
+        return NumpyBertEncoder(path) if bert_numpy.supports(path) else None
 
     @cached_property
     def model(self):
@@ -51,6 +62,8 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
+        if self._numpy_encoder is not None:
+            return self._numpy_encoder.w["embeddings.word_embeddings.weight"].shape[1]
         model = self.model
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return getter()
@@ -66,6 +79,8 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) <= SMALL_BATCH and self._numpy_encoder is not None:
+            return self._numpy_encoder.encode(texts)
         vectors = self.model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
