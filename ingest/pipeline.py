@@ -97,7 +97,8 @@ class Ingestor:
         if not data:
             raise DocstackError("empty file")
         sha = hashlib.sha256(data).hexdigest()
-        if store.document_hash(str(path)) == sha:
+        key = str(path.resolve())
+        if store.document_hash(key) == sha:
             return None
         records = read_document(path)
         chunks = self.chunker.run(records)
@@ -105,5 +106,5 @@ class Ingestor:
             raise DocstackError("no text found")
         vectors = self.embedder.embed([c.text for c in chunks])
         pages = max((r.page or 0 for r in records), default=0) or 1
-        return Document(str(path), sha, pages, len(data), chunks, vectors)
+        return Document(key, str(path), sha, pages, len(data), chunks, vectors)
 

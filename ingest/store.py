@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -29,7 +30,8 @@ log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
-    source TEXT PRIMARY KEY,
+    path TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     pages INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
@@ -38,6 +40,7 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
     source TEXT NOT NULL,
     page INTEGER,
     section TEXT,
@@ -46,7 +49,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     text TEXT NOT NULL,
     vector BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS chunks_by_source ON chunks(source);
+CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, section, content='chunks', content_rowid='id');
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, section) VALUES (new.id, new.text, new.section);
@@ -59,6 +62,9 @@ END;
 
 @dataclass(frozen=True)
 class Document:
+    """A file's chunks ready to store. `path` (resolved) identifies it; `source` is how it was named."""
+
+    path: str
     source: str
     sha256: str
     pages: int
@@ -80,13 +86,16 @@ class StoredChunk:
 
 class ChunkStore:
     DB = "chunks.sqlite"
+    SCHEMA_VERSION = "1"
 
     def __init__(self, path: Path, model: str, dimension: int):
         self.path = path
         self.model = model
         self.dimension = dimension
         path.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path / self.DB, timeout=30, isolation_level=None)
+        # The web app shares one store across script threads; writes are serialised below.
+        self.db = sqlite3.connect(path / self.DB, timeout=30, isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
@@ -127,13 +136,13 @@ class ChunkStore:
         )
         return {row[0]: StoredChunk(*row) for row in rows}
 
-    def document_hash(self, source: str) -> str | None:
-        row = self.db.execute("SELECT sha256 FROM documents WHERE source = ?", (source,)).fetchone()
+    def document_hash(self, path: str) -> str | None:
+        row = self.db.execute("SELECT sha256 FROM documents WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
     def documents(self) -> list[dict]:
         cursor = self.db.execute(
-            "SELECT source, pages, chunks, bytes, ingested_at FROM documents ORDER BY source"
+            "SELECT path, source, pages, chunks, bytes, ingested_at FROM documents ORDER BY path"
         )
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]
@@ -154,7 +163,7 @@ class ChunkStore:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for doc in documents:
-                    removed += self._delete_source(doc.source)
+                    removed += self._delete(doc.path)
                     added_ids += self._insert(doc)
                     added_vectors.append(doc.vectors)
                 generation = self._bump_generation()
@@ -169,10 +178,10 @@ class ChunkStore:
             self._save_index(generation)
             self.generation = generation
 
-    def remove(self, source: str) -> int:
+    def remove(self, path: str) -> int:
         with self._writer():
             self.db.execute("BEGIN IMMEDIATE")
-            removed = self._delete_source(source)
+            removed = self._delete(path)
             generation = self._bump_generation()
             self.db.execute("COMMIT")
             if removed:
@@ -188,23 +197,24 @@ class ChunkStore:
         if len(doc.chunks) != len(doc.vectors):
             raise ValueError(f"{doc.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
         self.db.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?)",
-            (doc.source, doc.sha256, doc.pages, len(doc.chunks), doc.bytes, time.time()),
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (doc.path, doc.source, doc.sha256, doc.pages, len(doc.chunks), doc.bytes, time.time()),
         )
         ids = []
         for chunk, vector in zip(doc.chunks, doc.vectors):
             cursor = self.db.execute(
-                "INSERT INTO chunks (source, page, section, start, end, text, vector) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (doc.source, chunk.page, chunk.section, chunk.start, chunk.end, chunk.text,
+                "INSERT INTO chunks (path, source, page, section, start, end, text, vector) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.path, doc.source, chunk.page, chunk.section, chunk.start, chunk.end, chunk.text,
                  np.asarray(vector, dtype=np.float32).tobytes()),
             )
             ids.append(cursor.lastrowid)
         return ids
 
-    def _delete_source(self, source: str) -> list[int]:
-        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE source = ?", (source,))]
-        self.db.execute("DELETE FROM chunks WHERE source = ?", (source,))
-        self.db.execute("DELETE FROM documents WHERE source = ?", (source,))
+    def _delete(self, path: str) -> list[int]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
+        self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM documents WHERE path = ?", (path,))
         return ids
 
     # -- consistency ---------------------------------------------------------------------
@@ -217,7 +227,13 @@ class ChunkStore:
         if model is None:
             self.db.executemany(
                 "INSERT OR IGNORE INTO meta VALUES (?, ?)",
-                [("embedding_model", self.model), ("dimension", str(self.dimension)), ("generation", "0")],
+                [("embedding_model", self.model), ("dimension", str(self.dimension)), ("generation", "0"),
+                 ("schema", self.SCHEMA_VERSION)],
+            )
+        elif self._meta("schema") != self.SCHEMA_VERSION:
+            raise DocstackError(
+                f"{self.path} has storage schema {self._meta('schema')}, this docstack reads {self.SCHEMA_VERSION}; "
+                f"re-ingest the collection"
             )
         elif (model, int(dim)) != (self.model, self.dimension):
             raise DocstackError(
@@ -276,7 +292,7 @@ class ChunkStore:
     @contextmanager
     def _writer(self) -> Iterator[None]:
         """One writer per collection at a time, across processes."""
-        with open(self.path / "write.lock", "w") as lock:
+        with self._lock, open(self.path / "write.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             # Another process may have written since we loaded; catch up before writing.
             if self._generation() != self.generation:

@@ -12,7 +12,7 @@ import pytest
 
 from docstack import DocStack, Settings
 from docstack.console import DocstackError
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 from tests.pdfs import write_pdf
 
 pytestmark = pytest.mark.stack
@@ -82,3 +82,19 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
                            stack_port=free_port()))
     with pytest.raises(DocstackError, match="nope.gguf does not exist"):
         ds.up(with_ui=False)
+
+
+def test_web_page_answers_with_file_and_page(running_stack, corpus, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    s = running_stack.settings
+    for key, value in {"HOME": s.home, "STACK_PORT": s.stack_port, "GGUF": s.gguf, "N_CTX": s.n_ctx}.items():
+        monkeypatch.setenv(f"DOCSTACK_{key}", str(value))
+    page = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180)
+    page.run()
+    page.sidebar.selectbox[0].set_value("plant").run()
+    page.chat_input[0].set_value("How often must the Zephyr-9 pump be serviced?").run()
+    assert not page.exception, page.exception
+    labels = [e.label for e in page.expander]
+    assert labels and labels[0] == "[1] plant-manual.pdf, page 2", labels
+    assert any("42" in m.value for m in page.markdown)

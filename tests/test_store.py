@@ -15,7 +15,7 @@ def doc(source: str, n: int, seed: int, sha: str = "h") -> Document:
     vectors = rng.normal(size=(n, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     chunks = [Chunk(f"{source} chunk {i}", i + 1, "S", 0, 10) for i in range(n)]
-    return Document(source, sha + source, n, 100, chunks, vectors)
+    return Document(f"/abs/{source}", source, sha + source, n, 100, chunks, vectors)
 
 
 def test_round_trip_survives_reopen(tmp_path):
@@ -37,8 +37,8 @@ def test_rewriting_a_document_replaces_its_chunks(tmp_path):
     store.write([doc("a.pdf", 5, 1)])
     store.write([doc("a.pdf", 2, 9, sha="new")])
     assert len(store) == 2
-    assert store.document_hash("a.pdf") == "newa.pdf"
-    assert store.remove("a.pdf") == 2
+    assert store.document_hash("/abs/a.pdf") == "newa.pdf"
+    assert store.remove("/abs/a.pdf") == 2
     assert len(store) == 0 and store.documents() == []
 
 
@@ -59,7 +59,7 @@ def test_keyword_index_follows_writes(tmp_path):
     store = ChunkStore(tmp_path, "m", DIM)
     store.write([doc("alpha.md", 2, 1)])
     assert store.keyword_search("alpha", 5)
-    store.remove("alpha.md")
+    store.remove("/abs/alpha.md")
     assert store.keyword_search("alpha", 5) == []
 
 
