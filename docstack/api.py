@@ -92,7 +92,8 @@ class DocStack:
             abstained = not prompt.hits or is_abstention(text)
             citations: list = []
             if not abstained:
-                text, citations = cite(text, prompt.hits, self.embedder.embed)
+                vectors = self.store(collection).vectors([h.chunk_id for h in prompt.hits])
+                text, citations = cite(text, prompt.hits, self.embedder.embed, vectors)
             return Answer(
                 answer=text if prompt.hits else ABSTAIN_TEXT,
                 citations=citations,

@@ -136,6 +136,12 @@ class ChunkStore:
         )
         return {row[0]: StoredChunk(*row) for row in rows}
 
+    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored embeddings of `ids`, in that order."""
+        marks = ",".join("?" * len(ids))
+        rows = dict(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", list(ids)))
+        return np.vstack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+
     def document_hash(self, path: str) -> str | None:
         row = self.db.execute("SELECT sha256 FROM documents WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None

@@ -85,7 +85,7 @@ def services(settings: Settings, with_ui: bool = True, resolve: bool = True) -> 
             command=[
                 sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.headless", "true",
                 "--server.address", host, "--server.port", str(settings.ui_port),
-                "--browser.gatherUsageStats", "false",
+                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
             ],
             env={
                 "DOCSTACK_HOME": str(settings.home), "DOCSTACK_PROFILE": settings.profile,

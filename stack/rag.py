@@ -136,14 +136,14 @@ def is_abstention(answer: str) -> bool:
     return not answer.strip() or bool(_ABSTAIN.search(answer[:300]))
 
 
-def cite(answer: str, hits: Sequence[Hit], embed: Embed) -> tuple[str, list[Citation]]:
+def cite(answer: str, hits: Sequence[Hit], embed: Embed, hit_vectors: np.ndarray) -> tuple[str, list[Citation]]:
     """The answer with its [n] markers, and the chunks they point to.
 
     Markers the model wrote are kept. Otherwise each sentence is attributed to the excerpt closest
     to it in embedding space, if close enough, and gets that excerpt's marker."""
     numbers = _cited_numbers(answer, len(hits))
     if not numbers and hits:
-        answer, numbers = _attribute(answer, hits, embed)
+        answer, numbers = _attribute(answer, embed, hit_vectors)
     citations = [Citation(n, hits[n - 1].chunk_id, hits[n - 1].source, hits[n - 1].page, hits[n - 1].text)
                  for n in numbers]
     return answer, citations
@@ -158,14 +158,13 @@ def _cited_numbers(answer: str, count: int) -> list[int]:
     return numbers
 
 
-def _attribute(answer: str, hits: Sequence[Hit], embed: Embed) -> tuple[str, list[int]]:
+def _attribute(answer: str, embed: Embed, hit_vectors: np.ndarray) -> tuple[str, list[int]]:
     # Code blocks are quoted material, not claims; they are not attributed on their own.
     sentences = [m for m in _SENTENCE_END.finditer(answer) if m.group().strip()
                  and not m.group().strip().startswith("```")]
     if not sentences:
         return answer, []
-    vectors = embed([m.group().strip() for m in sentences] + [h.text for h in hits])
-    similarity = vectors[: len(sentences)] @ vectors[len(sentences):].T
+    similarity = embed([m.group().strip() for m in sentences]) @ hit_vectors.T
     numbers: list[int] = []
     inserts: list[tuple[int, int]] = []
     for m, row in zip(sentences, similarity):

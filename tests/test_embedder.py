@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from docstack.ingest.bert_numpy import NumpyBertEncoder, supports
-from docstack.ingest.embedder import SMALL_BATCH, resolve_model_path
+from docstack.ingest.embedder import SMALL_BATCH, Embedder, resolve_model_path
 
 TEXTS = [
     "How often must the pump be serviced?",
@@ -24,9 +24,12 @@ def test_numpy_encoder_matches_sentence_transformers(embedder):
     assert cosine.min() > 0.9999, cosine
 
 
-def test_small_and_large_batches_agree(embedder):
+def test_numpy_path_serves_small_batches_until_torch_is_loaded():
+    fresh = Embedder("sentence-transformers/all-MiniLM-L6-v2")
     texts = [f"sentence number {i} about pumps and valves" for i in range(SMALL_BATCH + 1)]
-    large = embedder.embed(texts)            # sentence-transformers
-    small = embedder.embed(texts[:3])        # NumPy
+    small = fresh.embed(texts[:3])
+    assert "model" not in fresh.__dict__, "a small batch should not load torch"
+    large = fresh.embed(texts)
+    assert "model" in fresh.__dict__
     assert np.allclose(large[:3], small, atol=1e-4)
     assert np.allclose(np.linalg.norm(large, axis=1), 1.0, atol=1e-5)

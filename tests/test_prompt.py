@@ -38,7 +38,7 @@ def test_packing_stays_within_the_window():
 
 def test_explicit_markers_are_kept_and_unknown_numbers_skipped():
     hits = [hit(1, "a"), hit(2, "b"), hit(3, "c")]
-    text, cited = cite("Blue [3]. Also green [1, 3] and [7].", hits, no_embedding)
+    text, cited = cite("Blue [3]. Also green [1, 3] and [7].", hits, no_embedding, np.eye(3))
     assert text == "Blue [3]. Also green [1, 3] and [7]."
     assert [(c.n, c.chunk_id) for c in cited] == [(3, 3), (1, 1)]
 
@@ -46,7 +46,8 @@ def test_explicit_markers_are_kept_and_unknown_numbers_skipped():
 def test_unmarked_sentences_are_attributed_to_their_source(embedder):
     hits = [hit(1, "Paris is the capital of France."),
             hit(2, "Rollo was the Norse leader who founded Normandy.", page=4)]
-    text, cited = cite("The Norse leader was Rollo. France has Paris as its capital.", hits, embedder.embed)
+    vectors = embedder.embed([h.text for h in hits])
+    text, cited = cite("The Norse leader was Rollo. France has Paris as its capital.", hits, embedder.embed, vectors)
     assert text == "The Norse leader was Rollo [2]. France has Paris as its capital [1]."
     assert [(c.n, c.page) for c in cited] == [(2, 4), (1, None)]
 
@@ -54,10 +55,10 @@ def test_unmarked_sentences_are_attributed_to_their_source(embedder):
 def test_unrelated_answer_gets_no_citation():
     hits = [hit(1, "Paris is the capital of France.")]
 
-    def orthogonal(texts):
-        return np.eye(len(texts), dtype=np.float32)
+    def embed(texts):
+        return np.array([[0.0, 1.0]] * len(texts), dtype=np.float32)
 
-    assert cite("Bananas are yellow.", hits, orthogonal) == ("Bananas are yellow.", [])
+    assert cite("Bananas are yellow.", hits, embed, np.array([[1.0, 0.0]])) == ("Bananas are yellow.", [])
 
 
 def test_abstention_is_recognised():

@@ -38,14 +38,16 @@ def main() -> None:
     with st.chat_message("user"):
         st.write(question)
     with st.chat_message("assistant"):
+        text = st.empty()
         try:
             with st.spinner("Searching…"):
                 stream = ds.stream(question, collection=collection, k=k)
-            st.write_stream(stream)
+            text.write_stream(stream)
         except DocstackError as exc:
             st.error(str(exc))
             return
         answer = stream.answer
+        text.markdown(answer.answer)  # now with its [n] citation markers
         if answer.abstained:
             st.warning("The documents do not contain the answer.")
         for c in answer.citations:
