@@ -1,10 +1,9 @@
 """A collection on disk: chunk metadata, vectors and a keyword index in SQLite, and a FAISS index.
 
 SQLite (WAL) is the source of truth: one transaction writes a document's chunks, their vectors,
-their FTS5 rows and a new generation number. The FAISS file is named after the generation it
-matches and is written with a rename after the commit, so a crash at any point leaves either
-the old pair or a newer SQLite whose FAISS file is missing, which is rebuilt from the stored
-vectors on the next open. Every FAISS id is a chunk row id."""
+their FTS5 rows and a new generation number. The FAISS index (see `vector_index`) is a cache of
+those vectors keyed by chunk id, saved now and then and reconciled with SQLite on open, so a
+crash at any point leaves the last committed state, and every FAISS id has its row."""
 
 from __future__ import annotations
 
@@ -19,11 +18,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
 
 from docstack.console import DocstackError
 from docstack.ingest.chunker import Chunk
+from docstack.ingest.vector_index import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ CREATE TABLE IF NOT EXISTS documents (
     ingested_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: FAISS reconciles by id
     path TEXT NOT NULL,
     source TEXT NOT NULL,
     page INTEGER,
@@ -84,6 +83,12 @@ class StoredChunk:
     text: str
 
 
+# The FAISS cache is saved once this many changes (or 10% of the index) are not in it.
+SAVE_AFTER_CHANGES = 5_000
+# Vectors are read from SQLite in batches of this many, to bound memory on large collections.
+READ_BATCH = 10_000
+
+
 class ChunkStore:
     DB = "chunks.sqlite"
     SCHEMA_VERSION = "1"
@@ -108,13 +113,10 @@ class ChunkStore:
 
     # -- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
-        return self.index.ntotal
+        return len(self.index)
 
     def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if self.index.ntotal == 0:
-            return []
-        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, self.index.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
+        return self.index.search(vector, k)
 
     def keyword_search(self, query: str, k: int) -> list[tuple[int, float]]:
         terms = [t for t in "".join(c if c.isalnum() else " " for c in query).split() if t]
@@ -138,8 +140,14 @@ class ChunkStore:
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
-        marks = ",".join("?" * len(ids))
-        rows = dict(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", list(ids)))
+        ids = [int(i) for i in ids]
+        rows: dict[int, bytes] = {}
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            part = ids[start : start + 900]
+            marks = ",".join("?" * len(part))
+            rows.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part))
+        if not ids:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         return np.vstack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
 
     def document_hash(self, path: str) -> str | None:
@@ -157,32 +165,28 @@ class ChunkStore:
         docs, pages, chunks = self.db.execute(
             "SELECT count(*), coalesce(sum(pages), 0), coalesce(sum(chunks), 0) FROM documents"
         ).fetchone()
-        return {"documents": docs, "pages": pages, "chunks": chunks, "vectors": self.index.ntotal}
+        return {"documents": docs, "pages": pages, "chunks": chunks, "vectors": len(self.index)}
 
     # -- writing -------------------------------------------------------------------------
     def write(self, documents: Sequence[Document]) -> None:
-        """Replace each document's chunks in one transaction, then persist FAISS."""
+        """Replace each document's chunks in one transaction, then update the FAISS cache."""
         with self._writer():
             removed: list[int] = []
             added_ids: list[int] = []
-            added_vectors: list[np.ndarray] = []
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for doc in documents:
                     removed += self._delete(doc.path)
                     added_ids += self._insert(doc)
-                    added_vectors.append(doc.vectors)
                 generation = self._bump_generation()
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
-            if removed:
-                self.index.remove_ids(np.asarray(removed, dtype=np.int64))
+            self.index.remove(np.asarray(removed, dtype=np.int64))
             if added_ids:
-                self.index.add_with_ids(np.vstack(added_vectors), np.asarray(added_ids, dtype=np.int64))
-            self._save_index(generation)
-            self.generation = generation
+                self.index.add(np.asarray(added_ids, dtype=np.int64), np.vstack([d.vectors for d in documents]))
+            self._committed(generation, len(removed) + len(added_ids))
 
     def remove(self, path: str) -> int:
         with self._writer():
@@ -190,11 +194,16 @@ class ChunkStore:
             removed = self._delete(path)
             generation = self._bump_generation()
             self.db.execute("COMMIT")
-            if removed:
-                self.index.remove_ids(np.asarray(removed, dtype=np.int64))
-            self._save_index(generation)
-            self.generation = generation
+            self.index.remove(np.asarray(removed, dtype=np.int64))
+            self._committed(generation, len(removed))
             return len(removed)
+
+    def flush(self) -> None:
+        """Save the FAISS cache now, so the next open need not reconcile."""
+        with self._writer():
+            if self._unsaved:
+                self.index.save(self.path, self.generation)
+                self._unsaved = 0
 
     def close(self) -> None:
         self.db.close()
@@ -255,45 +264,41 @@ class ChunkStore:
         self.db.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(generation),))
         return generation
 
-    def _index_file(self, generation: int) -> Path:
-        return self.path / f"index-{generation}.faiss"
-
-    def _load_index(self) -> faiss.Index:
-        generation = self.generation = self._generation()
-        path = self._index_file(generation)
-        if path.is_file():
-            index = faiss.read_index(str(path))
-            if index.ntotal == self._count():
-                return index
-            log.warning("%s does not match its metadata; rebuilding", path)
-        index = self._rebuild()
-        if generation and self._count():
-            log.info("rebuilt the FAISS index of %s from stored vectors", self.path)
+    def _load_index(self) -> VectorIndex:
+        """The cached FAISS index brought in line with SQLite."""
+        self.generation = self._generation()
+        index, saved = VectorIndex.load(self.path, self.dimension)
+        self._unsaved = 0
+        if saved != self.generation:
+            stored = np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), dtype=np.int64)
+            cached = index.ids()
+            stale, missing = np.setdiff1d(cached, stored), np.setdiff1d(stored, cached)
+            index.remove(stale)
+            for start in range(0, len(missing), READ_BATCH):
+                part = missing[start : start + READ_BATCH]
+                index.add(part, self.vectors(part))
+            self._unsaved = len(stale) + len(missing)
+            if self._unsaved and saved >= 0:
+                log.info("%s: applied %d changes to the FAISS cache", self.path, self._unsaved)
+        if index.needs_rebuild():
+            index = self._rebuilt(index)
         return index
 
-    def _count(self) -> int:
-        return self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    def _rebuilt(self, index: VectorIndex) -> VectorIndex:
+        """A new index of the kind the collection's size calls for (flat or IVF)."""
+        ids = index.ids()
+        log.info("%s: rebuilding the vector index for %d chunks", self.path, len(ids))
+        self._unsaved = max(self._unsaved, 1)
+        return VectorIndex.build(self.dimension, ids, self.vectors(ids))
 
-    def _rebuild(self) -> faiss.Index:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
-        ids, vectors = [], []
-        for row_id, blob in self.db.execute("SELECT id, vector FROM chunks"):
-            ids.append(row_id)
-            vectors.append(np.frombuffer(blob, dtype=np.float32))
-        if ids:
-            index.add_with_ids(np.vstack(vectors), np.asarray(ids, dtype=np.int64))
-        return index
-
-    def _save_index(self, generation: int) -> None:
-        target = self._index_file(generation)
-        tmp = target.with_suffix(".tmp")
-        faiss.write_index(self.index, str(tmp))
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        for old in self.path.glob("index-*.faiss"):
-            if old != target:
-                old.unlink(missing_ok=True)
+    def _committed(self, generation: int, changes: int) -> None:
+        self.generation = generation
+        self._unsaved += changes
+        if self.index.needs_rebuild():
+            self.index = self._rebuilt(self.index)
+        if self._unsaved >= max(SAVE_AFTER_CHANGES, len(self.index) // 10):
+            self.index.save(self.path, generation)
+            self._unsaved = 0
 
     @contextmanager
     def _writer(self) -> Iterator[None]:
@@ -301,6 +306,6 @@ class ChunkStore:
         with self._lock, open(self.path / "write.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             # Another process may have written since we loaded; catch up before writing.
-            if self._generation() != self.generation:
+            if self._generation() != self.generation:  # another process wrote meanwhile
                 self.index = self._load_index()
             yield

@@ -75,3 +75,37 @@ def test_a_second_writer_sees_the_first_writers_chunks(tmp_path):
     first.write([doc("a.md", 3, 1)])
     second.write([doc("b.md", 2, 2)])
     assert len(ChunkStore(tmp_path, "m", DIM)) == 5
+
+
+def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
+    store = ChunkStore(tmp_path, "m", DIM)
+    a, b = doc("a.md", 3, 1), doc("b.md", 4, 2)
+    store.write([a, b])
+    store.flush()
+    saved = list(tmp_path.glob("index-*.faiss"))
+    store.remove("/abs/a.md")
+    c = doc("c.md", 2, 3)
+    store.write([c])
+    assert list(tmp_path.glob("index-*.faiss")) == saved, "small writes should not rewrite the index"
+    reopened = ChunkStore(tmp_path, "m", DIM)
+    assert len(reopened) == 6
+    found = {reopened.get([i])[i].text for i, _ in reopened.search(c.vectors[1], 6)}
+    assert "c.md chunk 1" in found and not any(t.startswith("a.md") for t in found)
+
+
+def test_large_collections_switch_to_ivf_with_good_recall(tmp_path, monkeypatch):
+    from docstack.ingest import vector_index
+
+    monkeypatch.setattr(vector_index, "IVF_THRESHOLD", 400)
+    store = ChunkStore(tmp_path, "m", DIM)
+    docs = [doc(f"d{i}.md", 50, i) for i in range(10)]
+    store.write(docs)
+    assert store.index.is_ivf and len(store) == 500
+
+    def top_text(vector):
+        [(best, _)] = store.search(vector, 1)
+        return store.get([best])[best].text
+
+    assert sum(top_text(d.vectors[7]) == f"{d.source} chunk 7" for d in docs) >= 9
+    store.flush()
+    assert ChunkStore(tmp_path, "m", DIM).index.is_ivf
