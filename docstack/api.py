@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterable
 from functools import cached_property
@@ -25,7 +27,7 @@ from docstack.stack.client import StackClient
 from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, Hit, PromptBuilder, Retriever, cite, is_abstention
 from docstack.stack.services import ServiceManager, ServiceState
 
-_COLLECTION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_COLLECTION_NAME = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a leading dot: internal
 
 
 class DocStack:
@@ -54,14 +56,54 @@ class DocStack:
 
     def collections(self) -> dict[str, dict]:
         root = self.settings.collections_dir
-        names = sorted(p.name for p in root.iterdir() if ChunkStore.exists(p)) if root.is_dir() else []
+        names = sorted(p.name for p in root.iterdir()
+                       if ChunkStore.exists(p) and not p.name.startswith(".")) if root.is_dir() else []
         return {name: self.store(name).stats() for name in names}
 
     def ingest(
-        self, paths: Iterable[Path | str], collection: str | None = None, on_progress: ProgressCallback | None = None
+        self, paths: Iterable[Path | str], collection: str | None = None,
+        on_progress: ProgressCallback | None = None, sync: bool = False,
     ) -> IngestReport:
+        """Add files and folders; with `sync`, also forget files gone from the given folders."""
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
-        return Ingestor(self.embedder, chunker).run(paths, self.store(collection, create=True), on_progress)
+        store = self.store(collection, create=True)
+        return Ingestor(self.embedder, chunker).run(paths, store, on_progress, sync=sync)
+
+    def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
+        """Forget documents by file path, or all documents under a folder; returns their paths."""
+        store = self.store(collection)
+        wanted = [str(Path(p).resolve()) for p in paths]
+        gone = [d["path"] for d in store.documents()
+                if any(d["path"] == w or d["path"].startswith(w.rstrip(os.sep) + os.sep) for w in wanted)]
+        for path in gone:
+            store.remove(path)
+        store.flush()
+        return gone
+
+    def delete_collection(self, collection: str) -> None:
+        store = self.store(collection)
+        store.close()
+        del self._stores[collection]
+        shutil.rmtree(store.path)
+
+    def reindex(self, collection: str | None = None, on_progress: ProgressCallback | None = None) -> IngestReport:
+        """Rebuild a collection from its source files with the current embedding model and chunking."""
+        name = collection or self.settings.collection
+        path = self.settings.collections_dir / name
+        if not ChunkStore.exists(path):
+            raise DocstackError(f"collection '{name}' does not exist")
+        sources = ChunkStore.document_paths(path)
+        staging = f".{name}.reindex"
+        shutil.rmtree(self.settings.collections_dir / staging, ignore_errors=True)
+        report = self.ingest(sources, collection=staging, on_progress=on_progress)
+        self._stores.pop(name, None)
+        self._stores.pop(staging, None)
+        old = path.with_name(f".{name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+        (self.settings.collections_dir / staging).rename(path)
+        shutil.rmtree(old)
+        return report
 
     def search(self, query: str, collection: str | None = None, k: int | None = None) -> list[Hit]:
         if not query.strip():

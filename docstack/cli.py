@@ -36,35 +36,94 @@ def _where(source: str, page: int | None) -> str:
     return f"{source}" + (f", page {page}" if page else "")
 
 
+def _with_progress(run):
+    """Call `run(on_progress)` under a progress bar on a terminal; plainly otherwise."""
+    if not err_console.is_terminal:
+        return run(None)
+    with Progress(
+        TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files · {task.fields[counts]}"),
+        TimeRemainingColumn(), TextColumn("[dim]{task.description}"), console=err_console, transient=True,
+    ) as bar:
+        task = bar.add_task("", total=None, counts="")
+
+        def update(p) -> None:
+            bar.update(task, completed=p.files_done, total=p.files_total, description=escape(Path(p.current).name),
+                       counts=f"{p.pages} pages · {p.chunks} chunks")
+
+        return run(update)
+
+
+def _print_report(report, as_json: bool) -> None:
+    if as_json:
+        _print_json(report.to_json())
+    else:
+        extra = [f"{n} {what}" for n, what in ((report.unchanged, "unchanged"), (report.duplicates, "duplicates"),
+                                               (report.removed, "removed")) if n]
+        console.print(f"{report.files} files, {report.pages} pages, {report.chunks} chunks in {report.seconds:.1f}s"
+                      + (f" ({', '.join(extra)})" if extra else ""))
+        for error in report.errors:
+            err_console.print(f"[red]error[/red] {escape(error['path'])}: {escape(error['error'])}", soft_wrap=True)
+    if report.errors:
+        raise typer.Exit(2 if report.files == 0 and report.unchanged == 0 and report.duplicates == 0 else 1)
+
+
 @app.command()
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders")],
     collection: Collection = None,
+    sync: Annotated[bool, typer.Option("--sync", help="also remove documents gone from the given folders")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Add files and folders (PDF, Markdown, text) to a collection."""
+    """Add files and folders (PDF, Markdown, HTML, DOCX, text) to a collection."""
     ds = _docstack(collection=collection)
-    if as_json or not err_console.is_terminal:
-        report = ds.ingest(paths)
-    else:
-        with Progress(
-            TextColumn("[bold]ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TimeRemainingColumn(), TextColumn("{task.description}"), console=err_console, transient=True,
-        ) as bar:
-            task = bar.add_task("", total=None)
-            report = ds.ingest(paths, on_progress=lambda done, total, path: bar.update(
-                task, completed=done, total=total, description=escape(Path(path).name)))
+    report = ds.ingest(paths, sync=sync) if as_json else _with_progress(
+        lambda on_progress: ds.ingest(paths, on_progress=on_progress, sync=sync))
+    _print_report(report, as_json)
+
+
+@app.command()
+def remove(
+    paths: Annotated[list[Path], typer.Argument(help="ingested files, or folders to forget everything under")],
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """Remove documents from a collection (the files themselves are not touched)."""
+    gone = _docstack(collection=collection).remove(paths)
     if as_json:
-        _print_json(report.to_json())
-    else:
-        console.print(
-            f"{report.files} files, {report.pages} pages, {report.chunks} chunks in {report.seconds:.1f}s"
-            + (f" ({report.unchanged} unchanged)" if report.unchanged else "")
-        )
-        for error in report.errors:
-            err_console.print(f"[red]error[/red] {escape(error['path'])}: {escape(error['error'])}")
-    if report.errors:
-        raise typer.Exit(2 if report.files == 0 and report.unchanged == 0 else 1)
+        _print_json({"removed": gone})
+        return
+    console.print(f"removed {len(gone)} documents")
+    if not gone:
+        raise typer.Exit(1)
+
+
+@app.command()
+def collections(
+    delete: Annotated[str | None, typer.Option("--delete", metavar="NAME", help="delete this collection")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """List collections with their document, page and chunk counts."""
+    ds = _docstack()
+    if delete:
+        ds.delete_collection(delete)
+        console.print(f"deleted collection {delete}")
+        return
+    listing = ds.collections()
+    if as_json:
+        _print_json(listing)
+        return
+    for name, stats in listing.items():
+        console.print(f"{name:<20} {stats['documents']:>6} documents {stats['pages']:>7} pages {stats['chunks']:>8} chunks")
+    if not listing:
+        console.print("no collections yet: docstack ingest PATH")
+
+
+@app.command()
+def reindex(collection: Collection = None, as_json: AsJson = False) -> None:
+    """Rebuild a collection from its files with the current embedding model and chunk settings."""
+    ds = _docstack(collection=collection)
+    report = ds.reindex() if as_json else _with_progress(lambda on_progress: ds.reindex(on_progress=on_progress))
+    _print_report(report, as_json)
 
 
 @app.command()

@@ -1,27 +1,37 @@
-"""Files in, chunks with embeddings in a collection out: read -> chunk -> embed -> store."""
+"""Files in, chunks with embeddings in a collection out: read -> chunk -> embed -> store.
+
+Unchanged files are recognised by size and mtime, then by content hash, before any parsing.
+Files are parsed in worker processes while the main process chunks, embeds and writes; a
+large file is written in parts so memory stays bounded."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import multiprocessing
 import os
+import stat
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from docstack.console import DocstackError
-from docstack.ingest.chunker import Chunker
+from docstack.ingest.chunker import Chunk, Chunker
 from docstack.ingest.embedder import Embedder
-from docstack.ingest.readers import read_document, supported
+from docstack.ingest.readers import Record, read_document, supported
 from docstack.ingest.store import ChunkStore, Document
 
 log = logging.getLogger(__name__)
 
-# (files done, files total, current file)
-ProgressCallback = Callable[[int, int, str], None]
-
+# Chunks gathered across small files before one write transaction.
 WRITE_BATCH_CHUNKS = 512
+# A file with more chunks than this is written in parts of this size.
+PART_CHUNKS = 2048
+# Records longer than this are cut at paragraph breaks before chunking, to bound memory.
+MAX_RECORD_CHARS = 1_000_000
 
 
 @dataclass
@@ -32,9 +42,37 @@ class IngestReport:
     errors: list[dict] = field(default_factory=list)
     seconds: float = 0.0
     unchanged: int = 0
+    duplicates: int = 0
+    removed: int = 0
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def fail(self, path: Path | str, reason: str) -> None:
+        self.errors.append({"path": str(path), "error": reason})
+
+
+@dataclass(frozen=True)
+class Progress:
+    files_done: int
+    files_total: int
+    pages: int
+    chunks: int
+    current: str
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A file that needs parsing: what the store will record about it."""
+
+    path: Path
+    key: str
+    sha256: str
+    size: int
+    mtime: float
 
 
 def discover(paths: Iterable[Path | str], report: IngestReport) -> list[Path]:
@@ -42,69 +80,171 @@ def discover(paths: Iterable[Path | str], report: IngestReport) -> list[Path]:
     found: list[Path] = []
     for arg in map(Path, paths):
         if arg.is_dir():
-            for root, dirs, files in os.walk(arg):
+            for root, dirs, files in os.walk(arg):  # does not follow symlinked folders: no loops
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and supported(Path(f))]
         elif arg.is_file():
             if supported(arg):
                 found.append(arg)
             else:
-                report.errors.append({"path": str(arg), "error": f"unsupported file type '{arg.suffix or arg.name}'"})
+                report.fail(arg, f"unsupported file type '{arg.suffix or arg.name}'")
+        elif arg.is_symlink():
+            report.fail(arg, "broken or looping symbolic link")
         else:
-            report.errors.append({"path": str(arg), "error": "no such file or directory"})
+            report.fail(arg, "no such file or directory")
     return list(dict.fromkeys(found))
 
 
+def read_records(path: Path) -> list[Record] | DocstackError:
+    """Parse one file; runs in a worker process, so failures come back as values."""
+    try:
+        records = read_document(path)
+    except DocstackError as exc:
+        return exc
+    except OSError as exc:
+        return DocstackError(exc.strerror or str(exc))
+    if not records:
+        return DocstackError("no text found")
+    return records
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class Ingestor:
-    def __init__(self, embedder: Embedder, chunker: Chunker):
+    def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None):
         self.embedder = embedder
         self.chunker = chunker
+        self.workers = workers or min(4, os.cpu_count() or 1)
 
-    def run(
-        self, paths: Iterable[Path | str], store: ChunkStore, on_progress: ProgressCallback | None = None
-    ) -> IngestReport:
+    def run(self, paths: Iterable[Path | str], store: ChunkStore, on_progress: ProgressCallback | None = None,
+            sync: bool = False) -> IngestReport:
         started = time.perf_counter()
+        paths = [Path(p) for p in paths]
         report = IngestReport()
         files = discover(paths, report)
-        pending: list[Document] = []
-        for done, path in enumerate(files, start=1):
+        todo = self._triage(files, store, report)
+        done = len(files) - len(todo)
+        batch: list[Document] = []
+        for pending, parsed in self._parse(todo):
             try:
-                doc = self._prepare(path, store)
-            except (DocstackError, OSError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                report.errors.append({"path": str(path), "error": reason})
-            else:
-                if doc is None:
-                    report.unchanged += 1
-                else:
-                    pending.append(doc)
-                    report.files += 1
-                    report.pages += doc.pages
-                    report.chunks += len(doc.chunks)
-                if sum(len(d.chunks) for d in pending) >= WRITE_BATCH_CHUNKS:
-                    store.write(pending)
-                    pending = []
+                if isinstance(parsed, DocstackError):
+                    raise parsed
+                for part in self._documents(pending, parsed):
+                    batch.append(part)
+                    report.chunks += len(part.chunks)
+                    if sum(len(d.chunks) for d in batch) >= WRITE_BATCH_CHUNKS:
+                        store.write(batch)
+                        batch = []
+                report.files += 1
+                report.pages += part.pages
+            except DocstackError as exc:
+                report.fail(pending.path, str(exc))
+            done += 1
             if on_progress:
-                on_progress(done, len(files), str(path))
-        if pending:
-            store.write(pending)
+                on_progress(Progress(done, len(files), report.pages, report.chunks, str(pending.path)))
+        if batch:
+            store.write(batch)
+        if sync:
+            report.removed = self._remove_missing(paths, files, store)
+        store.flush()
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _prepare(self, path: Path, store: ChunkStore) -> Document | None:
-        """The document ready to store, or None when its content is already stored."""
-        data = path.read_bytes()
-        if not data:
-            raise DocstackError("empty file")
-        sha = hashlib.sha256(data).hexdigest()
-        key = str(path.resolve())
-        if store.document_hash(key) == sha:
-            return None
-        records = read_document(path)
-        chunks = self.chunker.run(records)
-        if not chunks:
-            raise DocstackError("no text found")
-        vectors = self.embedder.embed([c.text for c in chunks])
-        pages = max((r.page or 0 for r in records), default=0) or 1
-        return Document(key, str(path), sha, pages, len(data), chunks, vectors)
+    def _triage(self, files: list[Path], store: ChunkStore, report: IngestReport) -> list[_Pending]:
+        """The files that need parsing; unchanged files, duplicates and unreadable ones are settled here."""
+        todo: list[_Pending] = []
+        seen_hashes: dict[str, str] = {}
+        for path in files:
+            try:
+                info = path.stat()
+                if not stat.S_ISREG(info.st_mode):
+                    raise DocstackError("not a regular file")
+                if info.st_size == 0:
+                    raise DocstackError("empty file")
+                key = str(path.resolve())
+                if store.document_stamp(key) == (info.st_size, info.st_mtime):
+                    report.unchanged += 1
+                    continue
+                sha = _sha256(path)
+            except DocstackError as exc:
+                report.fail(path, str(exc))
+                continue
+            except OSError as exc:
+                report.fail(path, exc.strerror or str(exc))
+                continue
+            if store.document_hash(key) == sha:
+                report.unchanged += 1
+                continue
+            twin = seen_hashes.get(sha) or store.path_with_hash(sha)
+            if twin and twin != key and Path(twin).exists():
+                log.info("%s has the same content as %s; stored once", path, twin)
+                report.duplicates += 1
+                continue
+            seen_hashes[sha] = key
+            todo.append(_Pending(path, key, sha, info.st_size, info.st_mtime))
+        return todo
 
+    def _parse(self, todo: list[_Pending]) -> Iterator[tuple[_Pending, list[Record] | DocstackError]]:
+        """Parsed files in order; in worker processes when there is more than one file."""
+        if len(todo) < 2 or self.workers < 2:
+            for pending in todo:
+                yield pending, read_records(pending.path)
+            return
+        # A fork server: safe in a threaded process (the web app) and started once per process;
+        # its workers inherit the preloaded readers instead of importing them each.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["docstack.ingest.readers"])
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(todo)), mp_context=context) as pool:
+            yield from zip(todo, pool.map(read_records, [p.path for p in todo]))
+
+    def _documents(self, pending: _Pending, records: list[Record]) -> Iterator[Document]:
+        """The file's chunks with their embeddings, in parts of at most PART_CHUNKS."""
+        pages = max((r.page or 0 for r in records), default=0) or 1
+        chunks: list[Chunk] = []
+        first = True
+        for record, offset in _bounded(records):
+            chunks += [dataclasses.replace(c, start=c.start + offset, end=c.end + offset)
+                       for c in self.chunker.run([record])]
+            while len(chunks) >= PART_CHUNKS:
+                yield self._document(pending, pages, chunks[:PART_CHUNKS], first, last=False)
+                chunks, first = chunks[PART_CHUNKS:], False
+        if first and not chunks:
+            raise DocstackError("no text found")
+        yield self._document(pending, pages, chunks, first, last=True)
+
+    def _document(self, p: _Pending, pages: int, chunks: list[Chunk], first: bool, last: bool) -> Document:
+        vectors = self.embedder.embed([c.text for c in chunks])
+        return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last)
+
+    @staticmethod
+    def _remove_missing(paths: list[Path], files: list[Path], store: ChunkStore) -> int:
+        """Forget documents under the synced folders that are no longer there."""
+        roots = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
+        present = {str(f.resolve()) for f in files}
+        gone = [d["path"] for d in store.documents()
+                if d["path"] not in present and any(d["path"].startswith(r) for r in roots)]
+        for path in gone:
+            store.remove(path)
+        return len(gone)
+
+
+def _bounded(records: list[Record]) -> Iterator[tuple[Record, int]]:
+    """Records no longer than MAX_RECORD_CHARS, cut at paragraph (else word) breaks, each with
+    the offset of its text in the original record."""
+    for record in records:
+        text, start = record.text, 0
+        while len(text) - start > MAX_RECORD_CHARS:
+            limit = start + MAX_RECORD_CHARS
+            end = text.rfind("\n\n", start + MAX_RECORD_CHARS // 2, limit)
+            if end < 0:
+                end = text.rfind(" ", start + 1, limit)
+            end = end if end > start else limit
+            yield dataclasses.replace(record, text=text[start:end]), start
+            start = end
+        yield (dataclasses.replace(record, text=text[start:]) if start else record), start

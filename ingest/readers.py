@@ -1,14 +1,21 @@
-"""Readers turn one file into records: a page of a PDF, a section of a Markdown file, a text file.
+"""Readers turn one file into records: a page of a PDF, a section of a Markdown, HTML or DOCX file,
+a text file.
 
 Each record keeps where its text came from (1-based page, heading path) so that every chunk cut
-from it can cite its place."""
+from it can cite its place. Paragraphs inside a record are separated by blank lines, which is where
+the chunker prefers to cut."""
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from docstack.console import DocstackError
 
@@ -26,23 +33,356 @@ class Record:
     section: str | None = None
 
 
+def _brief(exc: BaseException) -> str:
+    """An exception as one short line, for a ReadError reason."""
+    message = " ".join(str(exc).split())[:120]
+    return f"{exc.__class__.__name__}: {message}" if message else exc.__class__.__name__
+
+
+@contextmanager
+def _quiet(library: str) -> Iterator[None]:
+    """Parsers report recoverable damage through logging and warnings, which end up on stderr.
+    docstack reports what matters itself, so their notes go to our log at debug level only."""
+    logger = logging.getLogger(library)
+    handler = _ToDebug()
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+        for warning in caught:
+            log.debug("%s: %s", library, warning.message)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _ToDebug(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        log.debug("%s: %s", record.name, record.getMessage())
+
+
+@dataclass
+class _Sections:
+    """Collects paragraphs under a heading path; one record per section that has text."""
+
+    records: list[Record] = field(default_factory=list)
+    trail: list[tuple[int, str]] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)
+    head: str | None = None
+
+    def heading(self, level: int, title: str) -> None:
+        self.flush()
+        self.trail = [(lvl, t) for lvl, t in self.trail if lvl < level] + [(level, title)]
+        self.head = title  # the heading's words belong to its section's text, as in Markdown
+
+    def add(self, text: str) -> None:
+        if text.strip():
+            self.blocks.append(text.strip())
+
+    def flush(self) -> None:
+        # A heading with nothing under it makes no record: it would be a chunk without content.
+        if self.blocks:
+            text = "\n\n".join([self.head, *self.blocks] if self.head else self.blocks)
+            self.records.append(Record(text=text, section=self.section))
+        self.blocks, self.head = [], None
+
+    @property
+    def section(self) -> str | None:
+        return " > ".join(t for _, t in self.trail) or None
+
+
+# ---------------------------------------------------------------------------------------- PDF
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\xad]")  # NULs from unmapped glyphs, soft hyphens
+_LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"})
+_EDGE = 2  # lines at the top and at the bottom of a page that may be a running header or footer
+_RUNNING_SHARE = 0.6
+
+
 def read_pdf(path: Path) -> list[Record]:
+    with _quiet("pypdf"):
+        pages = _pdf_pages(path)
+    if pages and not any(pages):
+        log.warning("%s: no text layer (scanned?)", path)
+        return []
+    pages = _drop_running_lines(pages)
+    return [Record(text="\n".join(lines), page=number) for number, lines in enumerate(pages, start=1) if lines]
+
+
+def _pdf_pages(path: Path) -> list[list[str]]:
+    """The non-empty lines of each page."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     try:
         reader = PdfReader(path)
-        if reader.is_encrypted:
-            raise ReadError("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        _unlock(reader)
+        return [_lines(_page_text(page)) for page in reader.pages]
     except ReadError:
         raise
-    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise ReadError(f"not a readable PDF ({exc.__class__.__name__}: {str(exc)[:120]})") from exc
-    if pages and not any(p.strip() for p in pages):
-        log.warning("%s: no text layer (scanned?)", path)
-    return [Record(text=text, page=number) for number, text in enumerate(pages, start=1) if text.strip()]
+    except Exception as exc:  # a damaged file can fail anywhere in pypdf; it must not end the run
+        raise ReadError(f"not a readable PDF ({_brief(exc)})") from exc
 
+
+def _unlock(reader: Any) -> None:
+    """Many PDFs are encrypted only to set permissions and open with the empty password."""
+    if not reader.is_encrypted:
+        return
+    try:
+        opened = reader.decrypt("")
+    except Exception as exc:  # e.g. AES without the cryptography package
+        raise ReadError(f"encrypted PDF ({_brief(exc)})") from exc
+    if not opened:
+        raise ReadError("encrypted PDF")
+
+
+def _page_text(page: Any) -> str:
+    """pypdf's plain-mode text, with lines it broke between fragments on one baseline joined again.
+
+    Plain mode follows the content stream, which keeps the columns of a page apart (layout mode
+    interleaves them line by line). Some producers, reportlab's tables among them, move to a new
+    line after every table cell; joining fragments that share a baseline puts each row on one line."""
+    parts: list[str] = []
+    previous: tuple[float, float, float] | None = None
+
+    def visit(text: str, cm: list[float], tm: list[float], _font: Any, size: float) -> None:
+        nonlocal previous
+        if not text:
+            return
+        here = _baseline(cm, tm, size)
+        if parts and parts[-1].endswith("\n") and _same_row(previous, here):
+            parts[-1] = parts[-1][:-1] + " "
+        parts.append(text)
+        previous = here
+
+    page.extract_text(visitor_text=visit)
+    return "".join(parts)
+
+
+def _baseline(cm: list[float], tm: list[float], size: float) -> tuple[float, float, float] | None:
+    """(x, y, glyph height) in page space for upright text, else None."""
+    a, b, c, d, e, f = (float(v) for v in tm)
+    m = [a * cm[0] + b * cm[2], a * cm[1] + b * cm[3], c * cm[0] + d * cm[2], c * cm[1] + d * cm[3]]
+    height = abs(float(size or 0)) * m[3]
+    if abs(m[1]) > 1e-6 or abs(m[2]) > 1e-6 or m[0] <= 0 or height <= 0:
+        return None
+    return e * cm[0] + f * cm[2] + cm[4], e * cm[1] + f * cm[3] + cm[5], height
+
+
+def _same_row(left: tuple[float, float, float] | None, right: tuple[float, float, float] | None) -> bool:
+    if left is None or right is None:
+        return False
+    return right[0] > left[0] and abs(right[1] - left[1]) < 0.5 * min(left[2], right[2])
+
+
+def _lines(text: str) -> list[str]:
+    text = _CONTROL.sub("", text.translate(_LIGATURES))
+    return [line for line in (" ".join(raw.split()) for raw in text.splitlines()) if line]
+
+
+def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
+    """Drop running headers and footers: a line among the first or last two of a page whose shape
+    (digits ignored, so "Page 3 of 10" is "Page 4 of 10") recurs there on >= 60% of the pages."""
+    texted = [lines for lines in pages if lines]
+    if len(texted) < 3:  # with one or two pages a repeat is as likely content as furniture
+        return pages
+    seen = Counter(key for lines in texted for key in {_shape(line) for line in _edges(lines)})
+    running = {key for key, count in seen.items() if count >= _RUNNING_SHARE * len(texted)}
+    if not running:
+        return pages
+    return [[line for i, line in enumerate(lines) if not (_at_edge(i, lines) and _shape(line) in running)]
+            for lines in pages]
+
+
+def _edges(lines: list[str]) -> list[str]:
+    return [line for i, line in enumerate(lines) if _at_edge(i, lines)]
+
+
+def _at_edge(index: int, lines: list[str]) -> bool:
+    return index < _EDGE or index >= len(lines) - _EDGE
+
+
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "#", line).casefold()
+
+
+# --------------------------------------------------------------------------------------- HTML
+
+_HTML_CHROME = {"script", "style", "noscript", "nav", "header", "footer", "aside", "form", "svg", "template",
+                "iframe", "object", "canvas", "button", "dialog"}
+_ARIA_CHROME = {"navigation", "banner", "contentinfo", "complementary", "search"}
+_HTML_BLOCKS = {"address", "article", "aside", "blockquote", "body", "center", "dd", "details", "div", "dl", "dt",
+                "fieldset", "figcaption", "figure", "hr", "html", "li", "main", "ol", "p", "section", "summary",
+                "ul", "caption"}
+_HTML_HEADINGS = {f"h{n}": n for n in range(1, 7)}
+
+
+def read_html(path: Path) -> list[Record]:
+    """One record per section; `section` is the path of h1..h6 headings, the <title> standing in
+    for a missing h1. Site chrome (navigation, header, footer, scripts, hidden parts) is left out."""
+    from bs4 import BeautifulSoup
+
+    data = path.read_bytes()
+    try:
+        with _quiet("bs4"):
+            soup = BeautifulSoup(data, "lxml")  # given bytes, bs4 detects the charset itself
+            for element in soup.find_all(_is_chrome):
+                if not element.decomposed:
+                    element.decompose()
+            return _html_sections(soup)
+    except Exception as exc:  # e.g. RecursionError on absurdly deep nesting; one file must not end the run
+        raise ReadError(f"not a readable HTML file ({_brief(exc)})") from exc
+
+
+def _html_sections(soup: Any) -> list[Record]:
+    root = _content_root(soup)
+    sections = _Sections()
+    title = _clean(soup.title.get_text(" ")) if soup.title else ""
+    if title and root.find("h1") is None:
+        sections.trail = [(1, title)]
+    inline: list[str] = []
+    _walk(root, sections, inline)
+    _end_paragraph(sections, inline)
+    sections.flush()
+    return sections.records
+
+
+def _is_chrome(tag: Any) -> bool:
+    if tag.name == "header" and tag.find_parent(["article", "main"]):
+        return False  # inside an article, <header> holds its title and byline, not site chrome
+    if tag.name in _HTML_CHROME or tag.has_attr("hidden"):
+        return True
+    role = str(tag.get("role") or "").strip().lower()
+    style = str(tag.get("style") or "").replace(" ", "").lower()
+    return (role in _ARIA_CHROME or str(tag.get("aria-hidden") or "").lower() == "true"
+            or "display:none" in style)
+
+
+def _content_root(soup: Any) -> Any:
+    main = soup.find("main") or soup.find(attrs={"role": "main"})
+    if main is not None:
+        return main
+    articles = soup.find_all("article")
+    if len(articles) == 1:
+        return articles[0]
+    return soup.body or soup  # several articles (an index page): keep them all
+
+
+def _walk(element: Any, sections: _Sections, inline: list[str]) -> None:
+    """Adds the blocks under `element` in document order; `inline` gathers the current paragraph."""
+    from bs4 import NavigableString
+
+    for child in element.children:
+        if isinstance(child, NavigableString):
+            if type(child) is NavigableString:  # not a comment, doctype, CDATA or the like
+                inline.append(re.sub(r"\s+", " ", child))  # keep edge spaces: "a <b>b</b>" is two words
+        elif child.name == "br":
+            inline.append("\n")
+        elif child.name in _HTML_HEADINGS:
+            _end_paragraph(sections, inline)
+            if heading := _clean(child.get_text(" ")).rstrip("¶").strip():
+                sections.heading(_HTML_HEADINGS[child.name], heading)
+        elif child.name == "table" and not _is_layout_table(child):
+            _end_paragraph(sections, inline)
+            _html_table(child, sections)
+        elif child.name == "pre":
+            _end_paragraph(sections, inline)
+            sections.add(child.get_text().strip("\n"))
+        elif child.name in _HTML_BLOCKS or child.name == "table":
+            _end_paragraph(sections, inline)
+            _walk(child, sections, inline)
+            _end_paragraph(sections, inline)
+        else:
+            _walk(child, sections, inline)  # inline markup: part of the current paragraph
+
+
+def _end_paragraph(sections: _Sections, inline: list[str]) -> None:
+    lines = (" ".join(line.split()) for line in "".join(inline).split("\n"))
+    sections.add("\n".join(line for line in lines if line))
+    inline.clear()
+
+
+def _is_layout_table(table: Any) -> bool:
+    """Old pages lay out whole pages with tables; read those as blocks, not as rows."""
+    return str(table.get("role") or "").lower() == "presentation" or table.find(["table", *_HTML_HEADINGS]) is not None
+
+
+def _html_table(table: Any, sections: _Sections) -> None:
+    if table.caption:
+        sections.add(_clean(table.caption.get_text(" ")))
+    rows = []
+    for tr in table.find_all("tr"):
+        cells = [_clean(cell.get_text(" ")) for cell in tr.find_all(["td", "th"], recursive=False)]
+        if any(cells):
+            rows.append(" | ".join(cells))
+    sections.add("\n".join(rows))
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.split())
+
+
+# --------------------------------------------------------------------------------------- DOCX
+
+_DOCX_HEADING = re.compile(r"heading ([1-9])")
+
+
+def read_docx(path: Path) -> list[Record]:
+    """One record per section; headings (styles "Title", "Heading 1".."Heading 9") make the path.
+    Tables come in document order, a row per line with cells joined by " | "."""
+    import docx
+    from docx.table import Table
+
+    try:
+        with _quiet("docx"):
+            document = docx.Document(str(path))
+            sections = _Sections()
+            for block in document.iter_inner_content():
+                if isinstance(block, Table):
+                    sections.add(_docx_table(block))
+                else:
+                    _docx_paragraph(block, sections)
+            sections.flush()
+    except Exception as exc:  # not a zip, a missing part, broken XML: python-docx fails in many ways
+        raise ReadError(f"not a readable DOCX ({_brief(exc)})") from exc
+    return sections.records
+
+
+def _docx_paragraph(paragraph: Any, sections: _Sections) -> None:
+    text = paragraph.text.strip()
+    if not text:
+        return
+    level = _docx_heading_level(paragraph)
+    if level is None:
+        sections.add(text)
+    else:
+        sections.heading(level, _clean(text))
+
+
+def _docx_heading_level(paragraph: Any) -> int | None:
+    name = (paragraph.style.name if paragraph.style is not None else "").strip().lower()
+    if name == "title":
+        return 0  # the document's title sits above its "Heading 1" chapters
+    match = _DOCX_HEADING.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def _docx_table(table: Any) -> str:
+    rows = []
+    for row in table.rows:
+        cells, last = [], None
+        for cell in row.cells:
+            if cell._tc is not last:  # a merged cell is listed once per grid column it spans
+                cells.append(_clean(cell.text))
+            last = cell._tc
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------- Markdown, text
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
@@ -91,10 +431,15 @@ def _read_text(path: Path) -> str:
 
 READERS = {
     ".pdf": read_pdf,
+    ".html": read_html,
+    ".htm": read_html,
+    ".xhtml": read_html,
+    ".docx": read_docx,
     ".md": read_markdown,
     ".markdown": read_markdown,
     ".txt": read_text,
     ".text": read_text,
+    ".rst": read_text,
 }
 
 

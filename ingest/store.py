@@ -35,8 +35,10 @@ CREATE TABLE IF NOT EXISTS documents (
     pages INTEGER NOT NULL,
     chunks INTEGER NOT NULL,
     bytes INTEGER NOT NULL,
+    mtime REAL NOT NULL,
     ingested_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS documents_by_hash ON documents(sha256);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: FAISS reconciles by id
     path TEXT NOT NULL,
@@ -61,15 +63,21 @@ END;
 
 @dataclass(frozen=True)
 class Document:
-    """A file's chunks ready to store. `path` (resolved) identifies it; `source` is how it was named."""
+    """A file's chunks ready to store. `path` (resolved) identifies it; `source` is how it was named.
+
+    A large file arrives in parts: the first replaces what the path held, the last records the
+    document (its hash), so an interrupted file is ingested again in full next time."""
 
     path: str
     source: str
     sha256: str
     pages: int
     bytes: int
+    mtime: float
     chunks: Sequence[Chunk]
     vectors: np.ndarray
+    first: bool = True
+    last: bool = True
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,12 @@ class ChunkStore:
     @classmethod
     def exists(cls, path: Path) -> bool:
         return (path / cls.DB).is_file()
+
+    @classmethod
+    def document_paths(cls, path: Path) -> list[str]:
+        """The files a collection was built from, read without opening it (any embedding model)."""
+        with sqlite3.connect(path / cls.DB) as db:
+            return [row[0] for row in db.execute("SELECT path FROM documents ORDER BY path")]
 
     # -- reading -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -154,6 +168,15 @@ class ChunkStore:
         row = self.db.execute("SELECT sha256 FROM documents WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
+    def document_stamp(self, path: str) -> tuple[int, float] | None:
+        """(size, mtime) recorded for `path`: a file with the same stamp is taken as unchanged."""
+        row = self.db.execute("SELECT bytes, mtime FROM documents WHERE path = ?", (path,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def path_with_hash(self, sha256: str) -> str | None:
+        row = self.db.execute("SELECT path FROM documents WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone()
+        return row[0] if row else None
+
     def documents(self) -> list[dict]:
         cursor = self.db.execute(
             "SELECT path, source, pages, chunks, bytes, ingested_at FROM documents ORDER BY path"
@@ -176,7 +199,8 @@ class ChunkStore:
             self.db.execute("BEGIN IMMEDIATE")
             try:
                 for doc in documents:
-                    removed += self._delete(doc.path)
+                    if doc.first:
+                        removed += self._delete(doc.path)
                     added_ids += self._insert(doc)
                 generation = self._bump_generation()
                 self.db.execute("COMMIT")
@@ -211,10 +235,6 @@ class ChunkStore:
     def _insert(self, doc: Document) -> list[int]:
         if len(doc.chunks) != len(doc.vectors):
             raise ValueError(f"{doc.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
-        self.db.execute(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (doc.path, doc.source, doc.sha256, doc.pages, len(doc.chunks), doc.bytes, time.time()),
-        )
         ids = []
         for chunk, vector in zip(doc.chunks, doc.vectors):
             cursor = self.db.execute(
@@ -224,6 +244,12 @@ class ChunkStore:
                  np.asarray(vector, dtype=np.float32).tobytes()),
             )
             ids.append(cursor.lastrowid)
+        if doc.last:
+            (chunks,) = self.db.execute("SELECT count(*) FROM chunks WHERE path = ?", (doc.path,)).fetchone()
+            self.db.execute(
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (doc.path, doc.source, doc.sha256, doc.pages, chunks, doc.bytes, doc.mtime, time.time()),
+            )
         return ids
 
     def _delete(self, path: str) -> list[int]:

@@ -15,7 +15,7 @@ def doc(source: str, n: int, seed: int, sha: str = "h") -> Document:
     vectors = rng.normal(size=(n, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     chunks = [Chunk(f"{source} chunk {i}", i + 1, "S", 0, 10) for i in range(n)]
-    return Document(f"/abs/{source}", source, sha + source, n, 100, chunks, vectors)
+    return Document(f"/abs/{source}", source, sha + source, n, 100, 0.0, chunks, vectors)
 
 
 def test_round_trip_survives_reopen(tmp_path):
@@ -109,3 +109,19 @@ def test_large_collections_switch_to_ivf_with_good_recall(tmp_path, monkeypatch)
     assert sum(top_text(d.vectors[7]) == f"{d.source} chunk 7" for d in docs) >= 9
     store.flush()
     assert ChunkStore(tmp_path, "m", DIM).index.is_ivf
+
+
+def test_a_document_in_parts_is_recorded_only_when_complete(tmp_path):
+    store = ChunkStore(tmp_path, "m", DIM)
+    whole = doc("big.txt", 6, 4)
+    head = Document(whole.path, whole.source, whole.sha256, 1, 100, 0.0, whole.chunks[:4], whole.vectors[:4],
+                    first=True, last=False)
+    store.write([head])
+    assert store.document_hash(whole.path) is None, "an unfinished file must be ingested again"
+    tail = Document(whole.path, whole.source, whole.sha256, 1, 100, 0.0, whole.chunks[4:], whole.vectors[4:],
+                    first=False, last=True)
+    store.write([tail])
+    assert store.document_hash(whole.path) == whole.sha256
+    assert store.stats()["chunks"] == 6 and len(store) == 6
+    store.write([whole])  # a re-ingest replaces all parts
+    assert len(store) == 6
