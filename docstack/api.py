@@ -67,7 +67,8 @@ class DocStack:
         """Add files and folders; with `sync`, also forget files gone from the given folders."""
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
         store = self.store(collection, create=True)
-        return Ingestor(self.embedder, chunker).run(paths, store, on_progress, sync=sync)
+        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch)
+        return ingestor.run(paths, store, on_progress, sync=sync)
 
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
         """Forget documents by file path, or all documents under a folder; returns their paths."""

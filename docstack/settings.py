@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: int = 40
     embed_batch: int = 64
+    write_batch: int = 512
 
     # Answering.
     top_k: int = 5

@@ -26,8 +26,6 @@ from docstack.ingest.store import ChunkStore, Document
 
 log = logging.getLogger(__name__)
 
-# Chunks gathered across small files before one write transaction.
-WRITE_BATCH_CHUNKS = 512
 # A file with more chunks than this is written in parts of this size.
 PART_CHUNKS = 2048
 # Records longer than this are cut at paragraph breaks before chunking, to bound memory.
@@ -117,10 +115,11 @@ def _sha256(path: Path) -> str:
 
 
 class Ingestor:
-    def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None):
+    def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None, write_batch: int = 512):
         self.embedder = embedder
         self.chunker = chunker
         self.workers = workers or min(4, os.cpu_count() or 1)
+        self.write_batch = write_batch  # chunks gathered across small files before one transaction
 
     def run(self, paths: Iterable[Path | str], store: ChunkStore, on_progress: ProgressCallback | None = None,
             sync: bool = False) -> IngestReport:
@@ -138,7 +137,7 @@ class Ingestor:
                 for part in self._documents(pending, parsed):
                     batch.append(part)
                     report.chunks += len(part.chunks)
-                    if sum(len(d.chunks) for d in batch) >= WRITE_BATCH_CHUNKS:
+                    if sum(len(d.chunks) for d in batch) >= self.write_batch:
                         store.write(batch)
                         batch = []
                 report.files += 1

@@ -183,7 +183,7 @@ def _lines(text: str) -> list[str]:
 
 
 def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
-    """Drop running headers and footers: a line among the first or last two of a page whose shape
+    """Drop running headers and footers: lines among the first or last two of a page whose shape
     (digits ignored, so "Page 3 of 10" is "Page 4 of 10") recurs there on >= 60% of the pages."""
     texted = [lines for lines in pages if lines]
     if len(texted) < 3:  # with one or two pages a repeat is as likely content as furniture
@@ -192,16 +192,22 @@ def _drop_running_lines(pages: list[list[str]]) -> list[list[str]]:
     running = {key for key, count in seen.items() if count >= _RUNNING_SHARE * len(texted)}
     if not running:
         return pages
-    return [[line for i, line in enumerate(lines) if not (_at_edge(i, lines) and _shape(line) in running)]
-            for lines in pages]
+    return [_peel(lines, running) for lines in pages]
 
 
 def _edges(lines: list[str]) -> list[str]:
-    return [line for i, line in enumerate(lines) if _at_edge(i, lines)]
+    return lines[:_EDGE] + lines[_EDGE:][-_EDGE:]
 
 
-def _at_edge(index: int, lines: list[str]) -> bool:
-    return index < _EDGE or index >= len(lines) - _EDGE
+def _peel(lines: list[str], running: set[str]) -> list[str]:
+    """Strip running lines from the outside in: a line next to the body is furniture only when the
+    line outside it is too, so a body line that merely looks alike (digits aside) stays."""
+    top, bottom = 0, len(lines)
+    while top < min(_EDGE, bottom) and _shape(lines[top]) in running:
+        top += 1
+    while bottom > top and len(lines) - bottom < _EDGE and _shape(lines[bottom - 1]) in running:
+        bottom -= 1
+    return lines[top:bottom]
 
 
 def _shape(line: str) -> str:

@@ -190,6 +190,24 @@ class ChunkStore:
         ).fetchone()
         return {"documents": docs, "pages": pages, "chunks": chunks, "vectors": len(self.index)}
 
+    def verify(self) -> list[str]:
+        """Problems that would make search lie; an empty list means the collection is consistent."""
+        problems = []
+        stored = {r[0] for r in self.db.execute("SELECT id FROM chunks")}
+        indexed = set(self.index.ids().tolist())
+        if stored != indexed:
+            problems.append(f"{len(indexed - stored)} vectors without a chunk, {len(stored - indexed)} chunks "
+                            f"without a vector")
+        (fts,) = self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()
+        if fts != len(stored):
+            problems.append(f"keyword index has {fts} rows for {len(stored)} chunks")
+        for path, recorded, actual in self.db.execute(
+            "SELECT d.path, d.chunks, count(c.id) FROM documents d LEFT JOIN chunks c ON c.path = d.path "
+            "GROUP BY d.path HAVING d.chunks != count(c.id)"
+        ):
+            problems.append(f"{path}: {recorded} chunks recorded, {actual} stored")
+        return problems
+
     # -- writing -------------------------------------------------------------------------
     def write(self, documents: Sequence[Document]) -> None:
         """Replace each document's chunks in one transaction, then update the FAISS cache."""

@@ -38,3 +38,77 @@ def test_bad_files_are_reported_and_the_rest_goes_in(docstack, tmp_path):
     assert report.files == 1
     assert sorted((os.path.basename(e["path"]), e["error"]) for e in report.errors)[1] == ("empty.md", "empty file")
     assert {os.path.basename(e["path"]) for e in report.errors} == {"empty.md", "broken.pdf"}
+
+
+def test_sync_forgets_deleted_files_and_remove_forgets_on_request(docstack, tmp_path):
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.md").write_text(f"# {name}\n\nText about item {name}.\n")
+    docstack.ingest([folder])
+    (folder / "b.md").unlink()
+    report = docstack.ingest([folder], sync=True)
+    assert (report.removed, report.unchanged) == (1, 2)
+    assert docstack.remove([folder / "a.md"]) == [str((folder / "a.md").resolve())]
+    assert [os.path.basename(d["path"]) for d in docstack.store().documents()] == ["c.md"]
+    assert docstack.store().verify() == []
+
+
+def test_identical_content_is_stored_once(docstack, tmp_path):
+    (tmp_path / "one.md").write_text("# Same\n\nIdentical words in two files.\n")
+    (tmp_path / "two.md").write_text("# Same\n\nIdentical words in two files.\n")
+    report = docstack.ingest([tmp_path])
+    assert (report.files, report.duplicates) == (1, 1)
+    assert docstack.store().stats()["documents"] == 1
+
+
+def test_collections_list_delete_and_reindex(docstack, tmp_path):
+    (tmp_path / "a.md").write_text("# A\n\nAlpha about turbines.\n")
+    docstack.ingest([tmp_path], collection="first")
+    docstack.ingest([tmp_path], collection="second")
+    assert set(docstack.collections()) == {"first", "second"}
+    report = docstack.reindex("first")
+    assert report.files == 1 and docstack.collections()["first"]["chunks"] == 1
+    assert docstack.search("turbines", collection="first")[0].text.endswith("Alpha about turbines.")
+    docstack.delete_collection("second")
+    assert set(docstack.collections()) == {"first"}
+
+
+def test_large_text_goes_in_bounded_parts(docstack, tmp_path, monkeypatch):
+    from docstack.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_RECORD_CHARS", 4_000)
+    monkeypatch.setattr(pipeline, "PART_CHUNKS", 8)
+    writes = []
+    store = docstack.store(create=True)
+    original = store.write
+    monkeypatch.setattr(store, "write", lambda docs: (writes.append([len(d.chunks) for d in docs]), original(docs)))
+    paragraphs = [f"Paragraph {i} talks about valve {i} and its service interval." for i in range(600)]
+    text = "\n\n".join(paragraphs)
+    (tmp_path / "big.txt").write_text(text)
+    report = docstack.ingest([tmp_path / "big.txt"])
+    assert report.files == 1 and report.chunks > 8
+    assert max(n for batch in writes for n in batch) <= 8
+    assert docstack.store().verify() == []
+    stored = docstack.store().get([h.chunk_id for h in docstack.search("valve 599 service interval", k=3)])
+    assert any(text[c.start:c.end] == c.text for c in stored.values()), "offsets must point into the file's text"
+
+
+def test_bad_inputs_each_get_one_line_and_the_rest_goes_in(docstack, tmp_path):
+    (tmp_path / "good.md").write_text("# Good\n\nA fine document about pumps.\n")
+    (tmp_path / "zero.txt").write_bytes(b"")
+    (tmp_path / "binary.md").write_bytes(bytes(range(256)) * 4)
+    (tmp_path / "latin1.txt").write_bytes("Caf\xe9 cr\xe8me, na\xefve r\xe9sum\xe9 about boilers.".encode("latin-1"))
+    (tmp_path / "loop.md").symlink_to(tmp_path / "loop.md")
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "truncated.pdf").write_bytes(write_pdf(tmp_path / "whole.pdf", ["Some text"]).read_bytes()[:300])
+    (tmp_path / "whole.pdf").unlink()
+    report = docstack.ingest([tmp_path, tmp_path / "missing.pdf"])
+    errors = {os.path.basename(e["path"]): e["error"] for e in report.errors}
+    assert report.files == 2, report  # good.md and latin1.txt
+    assert set(errors) == {"zero.txt", "binary.md", "loop.md", "pipe.txt", "truncated.pdf", "missing.pdf"}
+    assert errors["zero.txt"] == "empty file" and "binary" in errors["binary.md"]
+    assert errors["pipe.txt"] == "not a regular file" and errors["missing.pdf"] == "no such file or directory"
+    assert all("\n" not in e for e in errors.values())
+    assert "résumé" in docstack.search("boilers", k=1)[0].text
+    assert docstack.store().verify() == []
