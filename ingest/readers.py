@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import Any
 from docstack.console import DocstackError
 
 log = logging.getLogger(__name__)
+_QUIET_LOCK = threading.Lock()  # _quiet changes process-wide logging and warning state
 
 
 class ReadError(DocstackError):
@@ -45,18 +47,19 @@ def _quiet(library: str) -> Iterator[None]:
     docstack reports what matters itself, so their notes go to our log at debug level only."""
     logger = logging.getLogger(library)
     handler = _ToDebug()
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            yield
-        for warning in caught:
-            log.debug("%s: %s", library, warning.message)
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+    with _QUIET_LOCK:
+        propagate = logger.propagate
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                yield
+            for warning in caught:
+                log.debug("%s: %s", library, warning.message)
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
 
 
 class _ToDebug(logging.Handler):
@@ -80,7 +83,7 @@ class _Sections:
 
     def add(self, text: str) -> None:
         if text.strip():
-            self.blocks.append(text.strip())
+            self.blocks.append(text.strip("\n"))  # not spaces: they indent the first line of a <pre>
 
     def flush(self) -> None:
         # A heading with nothing under it makes no record: it would be a chunk without content.
@@ -96,7 +99,7 @@ class _Sections:
 
 # ---------------------------------------------------------------------------------------- PDF
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\xad]")  # NULs from unmapped glyphs, soft hyphens
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\xad]")  # NULs from unmapped glyphs, soft hyphens
 _LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"})
 _EDGE = 2  # lines at the top and at the bottom of a page that may be a running header or footer
 _RUNNING_SHARE = 0.6
@@ -105,9 +108,12 @@ _RUNNING_SHARE = 0.6
 def read_pdf(path: Path) -> list[Record]:
     with _quiet("pypdf"):
         pages = _pdf_pages(path)
-    if pages and not any(pages):
+    blank = sum(1 for lines in pages if not lines)
+    if pages and blank == len(pages):
         log.warning("%s: no text layer (scanned?)", path)
         return []
+    if blank:
+        log.info("%s: %d of %d pages have no text", path, blank, len(pages))
     pages = _drop_running_lines(pages)
     return [Record(text="\n".join(lines), page=number) for number, lines in enumerate(pages, start=1) if lines]
 
@@ -163,9 +169,12 @@ def _page_text(page: Any) -> str:
 
 def _baseline(cm: list[float], tm: list[float], size: float) -> tuple[float, float, float] | None:
     """(x, y, glyph height) in page space for upright text, else None."""
-    a, b, c, d, e, f = (float(v) for v in tm)
-    m = [a * cm[0] + b * cm[2], a * cm[1] + b * cm[3], c * cm[0] + d * cm[2], c * cm[1] + d * cm[3]]
-    height = abs(float(size or 0)) * m[3]
+    try:
+        a, b, c, d, e, f = (float(v) for v in tm)
+        m = [a * cm[0] + b * cm[2], a * cm[1] + b * cm[3], c * cm[0] + d * cm[2], c * cm[1] + d * cm[3]]
+        height = abs(float(size or 0)) * m[3]
+    except (TypeError, ValueError, IndexError):  # odd operands: better an unjoined row than a lost file
+        return None
     if abs(m[1]) > 1e-6 or abs(m[2]) > 1e-6 or m[0] <= 0 or height <= 0:
         return None
     return e * cm[0] + f * cm[2] + cm[4], e * cm[1] + f * cm[3] + cm[5], height
@@ -221,7 +230,7 @@ _HTML_CHROME = {"script", "style", "noscript", "nav", "header", "footer", "aside
 _ARIA_CHROME = {"navigation", "banner", "contentinfo", "complementary", "search"}
 _HTML_BLOCKS = {"address", "article", "aside", "blockquote", "body", "center", "dd", "details", "div", "dl", "dt",
                 "fieldset", "figcaption", "figure", "hr", "html", "li", "main", "ol", "p", "section", "summary",
-                "ul", "caption"}
+                "ul", "caption", "table", "thead", "tbody", "tfoot", "tr", "td", "th"}
 _HTML_HEADINGS = {f"h{n}": n for n in range(1, 7)}
 
 
@@ -296,7 +305,7 @@ def _walk(element: Any, sections: _Sections, inline: list[str]) -> None:
         elif child.name == "pre":
             _end_paragraph(sections, inline)
             sections.add(child.get_text().strip("\n"))
-        elif child.name in _HTML_BLOCKS or child.name == "table":
+        elif child.name in _HTML_BLOCKS:
             _end_paragraph(sections, inline)
             _walk(child, sections, inline)
             _end_paragraph(sections, inline)

@@ -54,7 +54,7 @@ def test_pdf_running_header_and_footer_are_dropped(tmp_path, footer_first):
     bodies = [_body(n) for n in range(1, 6)]
     records = read_document(_pdf_with_furniture(tmp_path / "m.pdf", bodies, footer_first))
     assert [r.page for r in records] == [1, 2, 3, 4, 5]
-    for record, body in zip(records, bodies):
+    for record, body in zip(records, bodies, strict=True):
         lines = record.text.splitlines()
         assert not any(line.startswith("Page ") for line in lines)
         assert lines == body
