@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import multiprocessing
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from docstack.console import DocstackError
 from docstack.ingest.chunker import Chunk, Chunker
 from docstack.ingest.embedder import Embedder
-from docstack.ingest.readers import Record, read_document, supported
+from docstack.ingest.readers import Record, pdf_page_count, pdf_page_lines, pdf_records, read_document, supported
 from docstack.ingest.store import ChunkStore, Document
 
 log = logging.getLogger(__name__)
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 PART_CHUNKS = 2048
 # Records longer than this are cut at paragraph breaks before chunking, to bound memory.
 MAX_RECORD_CHARS = 1_000_000
+# PDFs larger than this are parsed in page ranges of this many pages, in parallel.
+SPLIT_PDF_BYTES = 1_000_000
+SPLIT_PDF_PAGES = 50
 
 
 @dataclass
@@ -42,6 +48,7 @@ class IngestReport:
     unchanged: int = 0
     duplicates: int = 0
     removed: int = 0
+    warnings: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -93,17 +100,53 @@ def discover(paths: Iterable[Path | str], report: IngestReport) -> list[Path]:
     return list(dict.fromkeys(found))
 
 
-def read_records(path: Path) -> list[Record] | DocstackError:
-    """Parse one file; runs in a worker process, so failures come back as values."""
+@dataclass(frozen=True)
+class _Task:
+    """A whole file, or a page range [start, stop) of a large PDF, for one worker."""
+
+    index: int
+    path: Path
+    start: int = 0
+    stop: int | None = None
+
+
+@dataclass
+class _Parsed:
+    records: list[Record] = field(default_factory=list)
+    page_lines: list[list[str]] = field(default_factory=list)
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_task(task: _Task) -> _Parsed:
+    """Parse a file or a page range; runs in a worker process, so everything comes back as values."""
+    parsed = _Parsed()
+    with _collect_warnings(parsed.warnings):
+        try:
+            if task.stop is None:
+                parsed.records = read_document(task.path)
+            else:
+                parsed.page_lines = pdf_page_lines(task.path, task.start, task.stop)
+        except DocstackError as exc:
+            parsed.error = str(exc)
+        except OSError as exc:
+            parsed.error = exc.strerror or str(exc)
+    return parsed
+
+
+@contextmanager
+def _collect_warnings(into: list[str]) -> Iterator[None]:
+    """Readers' warnings ("no text layer (scanned?)") travel back with the result, not to stderr."""
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: into.append(record.getMessage())
+    source = logging.getLogger("docstack.ingest.readers")
+    source.addHandler(handler)
+    propagate, source.propagate = source.propagate, False
     try:
-        records = read_document(path)
-    except DocstackError as exc:
-        return exc
-    except OSError as exc:
-        return DocstackError(exc.strerror or str(exc))
-    if not records:
-        return DocstackError("no text found")
-    return records
+        yield
+    finally:
+        source.removeHandler(handler)
+        source.propagate = propagate
 
 
 def _sha256(path: Path) -> str:
@@ -131,10 +174,11 @@ class Ingestor:
         done = len(files) - len(todo)
         batch: list[Document] = []
         for pending, parsed in self._parse(todo):
+            report.warnings += [{"path": str(pending.path), "warning": w} for w in parsed.warnings]
             try:
-                if isinstance(parsed, DocstackError):
-                    raise parsed
-                for part in self._documents(pending, parsed):
+                if parsed.error:
+                    raise DocstackError(parsed.error)
+                for part in self._documents(pending, parsed.records):
                     batch.append(part)
                     report.chunks += len(part.chunks)
                     if sum(len(d.chunks) for d in batch) >= self.write_batch:
@@ -189,18 +233,20 @@ class Ingestor:
             todo.append(_Pending(path, key, sha, info.st_size, info.st_mtime))
         return todo
 
-    def _parse(self, todo: list[_Pending]) -> Iterator[tuple[_Pending, list[Record] | DocstackError]]:
-        """Parsed files in order; in worker processes when there is more than one file."""
-        if len(todo) < 2 or self.workers < 2:
-            for pending in todo:
-                yield pending, read_records(pending.path)
+    def _parse(self, todo: list[_Pending]) -> Iterator[tuple[_Pending, _Parsed]]:
+        """Parsed files in order. Large PDFs are split into page ranges; with more than one task,
+        tasks run in worker processes, a bounded number ahead of the consumer."""
+        tasks = [task for i, pending in enumerate(todo) for task in _tasks(i, pending)]
+        if len(tasks) < 2 or self.workers < 2:
+            results: Iterator[_Parsed] = map(read_task, tasks)
+            yield from _merged(todo, tasks, results)
             return
-        # A fork server: safe in a threaded process (the web app) and started once per process;
-        # its workers inherit the preloaded readers instead of importing them each.
+        # A fork server: safe in a threaded process (the web app), started once per process;
+        # its workers inherit the preloaded parsers instead of importing them each.
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["docstack.ingest.readers"])
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(todo)), mp_context=context) as pool:
-            yield from zip(todo, pool.map(read_records, [p.path for p in todo]))
+        context.set_forkserver_preload(["docstack.ingest.readers", "pypdf", "bs4", "docx"])
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context) as pool:
+            yield from _merged(todo, tasks, _ahead(pool, tasks, 2 * self.workers))
 
     def _documents(self, pending: _Pending, records: list[Record]) -> Iterator[Document]:
         """The file's chunks with their embeddings, in parts of at most PART_CHUNKS."""
@@ -214,7 +260,7 @@ class Ingestor:
                 yield self._document(pending, pages, chunks[:PART_CHUNKS], first, last=False)
                 chunks, first = chunks[PART_CHUNKS:], False
         if first and not chunks:
-            raise DocstackError("no text found")
+            raise DocstackError("no text layer (scanned?)" if pending.path.suffix.lower() == ".pdf" else "no text found")
         yield self._document(pending, pages, chunks, first, last=True)
 
     def _document(self, p: _Pending, pages: int, chunks: list[Chunk], first: bool, last: bool) -> Document:
@@ -231,6 +277,44 @@ class Ingestor:
         for path in gone:
             store.remove(path)
         return len(gone)
+
+
+def _tasks(index: int, pending: _Pending) -> list[_Task]:
+    if pending.path.suffix.lower() != ".pdf" or pending.size < SPLIT_PDF_BYTES:
+        return [_Task(index, pending.path)]
+    try:
+        pages = pdf_page_count(pending.path)
+    except DocstackError:
+        return [_Task(index, pending.path)]  # its worker reports the error
+    return [_Task(index, pending.path, start, min(start + SPLIT_PDF_PAGES, pages))
+            for start in range(0, pages, SPLIT_PDF_PAGES)] or [_Task(index, pending.path)]
+
+
+def _ahead(pool: ProcessPoolExecutor, tasks: list[_Task], window: int) -> Iterator[_Parsed]:
+    """Results in task order, with at most `window` tasks submitted ahead (bounded memory)."""
+    futures: deque = deque()
+    for task in tasks:
+        futures.append(pool.submit(read_task, task))
+        if len(futures) >= window:
+            yield futures.popleft().result()
+    while futures:
+        yield futures.popleft().result()
+
+
+def _merged(todo: list[_Pending], tasks: list[_Task], results: Iterable[_Parsed]) -> Iterator[tuple[_Pending, _Parsed]]:
+    """One result per file: the page ranges of a split PDF joined into its records."""
+    for index, group in itertools.groupby(zip(tasks, results), key=lambda pair: pair[0].index):
+        parts = [parsed for _, parsed in group]
+        if len(parts) == 1 and not parts[0].page_lines:
+            yield todo[index], parts[0]
+            continue
+        merged = _Parsed(warnings=[w for p in parts for w in p.warnings])
+        merged.error = next((p.error for p in parts if p.error), None)
+        if merged.error is None:
+            with _collect_warnings(merged.warnings):
+                merged.records = pdf_records(todo[index].path, [lines for p in parts for lines in p.page_lines])
+            merged.error = None if merged.records else "no text layer (scanned?)"
+        yield todo[index], merged
 
 
 def _bounded(records: list[Record]) -> Iterator[tuple[Record, int]]:

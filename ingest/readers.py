@@ -106,8 +106,11 @@ _RUNNING_SHARE = 0.6
 
 
 def read_pdf(path: Path) -> list[Record]:
-    with _quiet("pypdf"):
-        pages = _pdf_pages(path)
+    return pdf_records(path, pdf_page_lines(path))
+
+
+def pdf_records(path: Path, pages: list[list[str]]) -> list[Record]:
+    """Records from the lines of every page of a PDF (running headers and footers need them all)."""
     blank = sum(1 for lines in pages if not lines)
     if pages and blank == len(pages):
         log.warning("%s: no text layer (scanned?)", path)
@@ -118,18 +121,33 @@ def read_pdf(path: Path) -> list[Record]:
     return [Record(text="\n".join(lines), page=number) for number, lines in enumerate(pages, start=1) if lines]
 
 
-def _pdf_pages(path: Path) -> list[list[str]]:
-    """The non-empty lines of each page."""
+def pdf_page_count(path: Path) -> int:
+    return len(_open_pdf(path).pages)
+
+
+def pdf_page_lines(path: Path, start: int = 0, stop: int | None = None) -> list[list[str]]:
+    """The non-empty lines of pages [start, stop) (0-based); parallel workers each read a range."""
+    reader = _open_pdf(path)
+    with _quiet("pypdf"):
+        try:
+            return [_lines(_page_text(page)) for page in reader.pages[start:stop]]
+        except Exception as exc:  # a damaged file can fail anywhere in pypdf; it must not end the run
+            raise ReadError(f"not a readable PDF ({_brief(exc)})") from exc
+
+
+def _open_pdf(path: Path) -> Any:
     from pypdf import PdfReader
 
-    try:
-        reader = PdfReader(path)
-        _unlock(reader)
-        return [_lines(_page_text(page)) for page in reader.pages]
-    except ReadError:
-        raise
-    except Exception as exc:  # a damaged file can fail anywhere in pypdf; it must not end the run
-        raise ReadError(f"not a readable PDF ({_brief(exc)})") from exc
+    with _quiet("pypdf"):
+        try:
+            reader = PdfReader(path)
+            _unlock(reader)
+            len(reader.pages)  # a broken page tree fails here, inside the guard
+            return reader
+        except ReadError:
+            raise
+        except Exception as exc:
+            raise ReadError(f"not a readable PDF ({_brief(exc)})") from exc
 
 
 def _unlock(reader: Any) -> None:

@@ -1,0 +1,98 @@
+"""Ingestion benchmark on a large real PDF, an unchanged-folder re-run and a large text file.
+
+    .venv/bin/python bench/bench_ingest.py [--pdf PATH] [--files 1000] [--text-mb 5]
+
+The default PDF is LaTeX's source2e.pdf (1,221 pages) from Debian's texlive-latex-base-doc:
+`apt-get install texlive-latex-base-doc` (`make bench` does it). Prints one JSON object: pages/s,
+chunks/s and peak RSS of the whole ingest (parse workers included), the time to re-run ingest
+over N unchanged files, and the peak RSS while ingesting a large text file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PDF = Path("/usr/share/doc/texlive-doc/latex/base/source2e.pdf")
+
+
+def run_ingest(paths: list[Path], home: Path) -> tuple[dict, float, float]:
+    """Ingest in a fresh process (as a user would); returns its report, wall seconds and peak RSS (MB)."""
+    code = (
+        "import json, resource, sys, time\n"
+        "from docstack import DocStack, Settings\n"
+        f"ds = DocStack(Settings(home={str(home)!r}))\n"
+        "ds.embedder.model  # model loading is start-up, not ingest\n"
+        "start = time.perf_counter()\n"
+        f"report = ds.ingest({[str(p) for p in paths]!r})\n"
+        "seconds = time.perf_counter() - start\n"
+        "rss = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,\n"
+        "          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024\n"
+        "print(json.dumps({'report': report.to_json(), 'seconds': seconds, 'rss_mb': rss}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["report"], result["seconds"], result["rss_mb"]
+
+
+def bench_pdf(pdf: Path, home: Path) -> dict:
+    report, seconds, rss = run_ingest([pdf], home)
+    return {"file": str(pdf), "pages": report["pages"], "chunks": report["chunks"], "seconds": round(seconds, 2),
+            "pages_per_s": round(report["pages"] / seconds, 1), "chunks_per_s": round(report["chunks"] / seconds, 1),
+            "peak_rss_mb": round(rss), "errors": report["errors"]}
+
+
+def bench_unchanged(n: int, tmp: Path) -> dict:
+    folder = tmp / "many"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"note-{i:04}.md").write_text(f"# Note {i}\n\nShort note number {i} about part {i % 37}.\n")
+    home = tmp / "home-many"
+    first, first_s, _ = run_ingest([folder], home)
+    again, again_s, _ = run_ingest([folder], home)
+    return {"files": n, "first_ingest_s": round(first_s, 2), "unchanged_rerun_s": round(again_s, 3),
+            "unchanged_reported": again["unchanged"]}
+
+
+def bench_text(mb: int, tmp: Path) -> dict:
+    path = tmp / "big.txt"
+    paragraph = "The pressure relief valve on line {i} must be inspected every {d} days by two technicians."
+    with open(path, "w") as fh:
+        i = 0
+        while fh.tell() < mb * 1_000_000:
+            fh.write(" ".join(paragraph.format(i=i + j, d=(i + j) % 90 + 1) for j in range(8)) + "\n\n")
+            i += 8
+    report, seconds, rss = run_ingest([path], tmp / "home-text")
+    return {"megabytes": mb, "chunks": report["chunks"], "seconds": round(seconds, 1), "peak_rss_mb": round(rss)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--pdf", type=Path, default=DEFAULT_PDF)
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--text-mb", type=int, default=5)
+    args = parser.parse_args()
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.pdf.is_file():
+            result["pdf"] = bench_pdf(args.pdf, tmp / "home-pdf")
+        else:
+            result["pdf"] = f"{args.pdf} not found: apt-get install texlive-latex-base-doc, or pass --pdf"
+        if args.files:
+            result["unchanged"] = bench_unchanged(args.files, tmp)
+        if args.text_mb:
+            result["large_text"] = bench_text(args.text_mb, tmp)
+    result["machine"] = {"cpus": len(__import__("os").sched_getaffinity(0)),
+                         "max_rss_self_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
