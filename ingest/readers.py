@@ -226,14 +226,16 @@ def _edges(lines: list[str]) -> list[str]:
     return lines[:_EDGE] + lines[_EDGE:][-_EDGE:]
 
 
-def _peel(lines: list[str], running: set[str]) -> list[str]:
+def _peel(lines: list[str], running: set[str], edge: int = _EDGE) -> list[str]:
     """Strip running lines from the outside in: a line next to the body is furniture only when the
     line outside it is too, so a body line that merely looks alike (digits aside) stays."""
     top, bottom = 0, len(lines)
-    while top < min(_EDGE, bottom) and _shape(lines[top]) in running:
+    while top < min(edge, bottom) and _shape(lines[top]) in running:
         top += 1
-    while bottom > top and len(lines) - bottom < _EDGE and _shape(lines[bottom - 1]) in running:
+    while bottom > top and len(lines) - bottom < edge and _shape(lines[bottom - 1]) in running:
         bottom -= 1
+    if top == bottom and edge > 1:  # a short page of look-alike lines keeps its body
+        return _peel(lines, running, edge=1)
     return lines[top:bottom]
 
 

@@ -112,3 +112,30 @@ def test_bad_inputs_each_get_one_line_and_the_rest_goes_in(docstack, tmp_path):
     assert all("\n" not in e for e in errors.values())
     assert "résumé" in docstack.search("boilers", k=1)[0].text
     assert docstack.store().verify() == []
+
+
+def test_large_pdf_is_parsed_in_page_ranges_across_workers(docstack, tmp_path, monkeypatch):
+    from docstack.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "SPLIT_PDF_BYTES", 0)
+    monkeypatch.setattr(pipeline, "SPLIT_PDF_PAGES", 2)
+    pages = [f"ACME Handbook\nSection {p} explains the gasket of model {p * 11}.\nPage {p} of 5" for p in range(1, 6)]
+    write_pdf(tmp_path / "handbook.pdf", pages)
+    (tmp_path / "other.md").write_text("# Other\n\nA second file so that workers are used.\n")
+    report = docstack.ingest([tmp_path])
+    assert report.files == 2 and report.pages == 6 and not report.errors
+    [hit] = docstack.search("gasket of model 44", k=1)
+    assert hit.page == 4 and "model 44" in hit.text
+    assert "ACME Handbook" not in hit.text and "of 5" not in hit.text  # running header/footer dropped
+
+
+def test_scanned_pdf_is_reported_not_silently_empty(docstack, tmp_path):
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(tmp_path / "scan.pdf"))
+    pdf.rect(100, 100, 200, 200, fill=1)
+    pdf.showPage()
+    pdf.save()
+    report = docstack.ingest([tmp_path / "scan.pdf"])
+    assert report.errors == [{"path": str(tmp_path / "scan.pdf"), "error": "no text layer (scanned?)"}]
+    assert any("no text layer (scanned?)" in w["warning"] for w in report.warnings)
