@@ -20,8 +20,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
+BENCH_PDF := /usr/share/doc/texlive-doc/latex/base/source2e.pdf
+
 bench: install
+	@test -f $(BENCH_PDF) || apt-get install -y -q texlive-latex-base-doc || echo "no $(BENCH_PDF): the PDF benchmark is skipped"
 	$(BIN)/python bench/bench_spine.py
+	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_index.py --quick
 
 down:
 	$(BIN)/docstack down

@@ -61,6 +61,8 @@ def _print_report(report, as_json: bool) -> None:
                                                (report.removed, "removed")) if n]
         console.print(f"{report.files} files, {report.pages} pages, {report.chunks} chunks in {report.seconds:.1f}s"
                       + (f" ({', '.join(extra)})" if extra else ""))
+        for warning in report.warnings:
+            err_console.print(f"[yellow]warning[/yellow] {escape(warning['warning'])}", soft_wrap=True)
         for error in report.errors:
             err_console.print(f"[red]error[/red] {escape(error['path'])}: {escape(error['error'])}", soft_wrap=True)
     if report.errors:
