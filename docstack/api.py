@@ -24,7 +24,8 @@ from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
 from docstack.ingest.store import ChunkStore
 from docstack.stack import profiles
 from docstack.stack.client import StackClient
-from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, Hit, PromptBuilder, Retriever, cite, is_abstention
+from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, PromptBuilder, cite, is_abstention
+from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
 from docstack.stack.services import ServiceManager, ServiceState
 
 _COLLECTION_NAME = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a leading dot: internal
@@ -106,10 +107,12 @@ class DocStack:
         shutil.rmtree(old)
         return report
 
-    def search(self, query: str, collection: str | None = None, k: int | None = None) -> list[Hit]:
+    def search(self, query: str, collection: str | None = None, k: int | None = None, mode: Mode | None = None,
+               filters: Filters | None = None) -> list[Hit]:
         if not query.strip():
             raise DocstackError("the query is empty")
-        return Retriever(self.store(collection), self.embedder).run(query, k or self.settings.top_k)
+        retriever = Retriever(self.store(collection), self.embedder)
+        return retriever.run(query, k or self.settings.top_k, mode or self.settings.search_mode, filters)
 
     # -- answers -------------------------------------------------------------------------
     @cached_property
@@ -117,12 +120,13 @@ class DocStack:
         return StackClient(self.settings.stack_url, timeout=self.settings.request_timeout)
 
     def stream(
-        self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None
+        self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
+        mode: Mode | None = None, filters: Filters | None = None,
     ) -> AnswerStream:
         """The answer as it is written; iterate it for text, then read `.answer`."""
         started = time.perf_counter()
         model = model or self._default_model()
-        hits = self.search(question, collection, k)
+        hits = self.search(question, collection, k, mode, filters)
         builder = PromptBuilder(
             profiles.token_counter(self.settings), self.settings.n_ctx, self.settings.max_answer_tokens
         )
@@ -155,9 +159,9 @@ class DocStack:
         )
         return AnswerStream(deltas, finish)
 
-    def ask(self, question: str, collection: str | None = None, model: str | None = None,
-            k: int | None = None) -> Answer:
-        return self.stream(question, collection, model, k).result()
+    def ask(self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
+            mode: Mode | None = None, filters: Filters | None = None) -> Answer:
+        return self.stream(question, collection, model, k, mode, filters).result()
 
     def _default_model(self) -> str:
         available = self.client.models()

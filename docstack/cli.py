@@ -16,12 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from docstack.api import DocStack
 from docstack.console import DocstackError, console, err_console
 from docstack.settings import Settings
+from docstack.stack.retrieval import Filters
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Document Q&A with citations, on Llama Stack.")
 
 Collection = Annotated[str | None, typer.Option("--collection", "-c", help="collection name (default: default)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON only")]
 TopK = Annotated[int | None, typer.Option("-k", "--top-k", min=1, max=100, help="chunks to retrieve")]
+SearchMode = Annotated[str | None, typer.Option("--mode", help="dense, keyword or hybrid (default)")]
+SourceFilter = Annotated[str | None, typer.Option("--source", help="only sources containing this (or matching a glob)")]
+PageFilter = Annotated[str | None, typer.Option("--pages", help="only these pages, e.g. 3 or 3-10")]
 
 
 def _docstack(**overrides) -> DocStack:
@@ -133,10 +137,13 @@ def search(
     query: Annotated[str, typer.Argument(help="what to look for")],
     collection: Collection = None,
     k: TopK = None,
+    mode: SearchMode = None,
+    source: SourceFilter = None,
+    pages: PageFilter = None,
     as_json: AsJson = False,
 ) -> None:
     """Show the chunks that best match a query, best first."""
-    hits = _docstack(collection=collection).search(query, k=k)
+    hits = _docstack(collection=collection).search(query, k=k, mode=mode, filters=Filters.parse(source, pages))
     if as_json:
         _print_json([h.to_json() for h in hits])
         return
@@ -151,10 +158,14 @@ def ask(
     collection: Collection = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
     k: TopK = None,
+    mode: SearchMode = None,
+    source: SourceFilter = None,
+    pages: PageFilter = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer a question from the documents, citing the passages it used."""
-    stream = _docstack(collection=collection).stream(question, model=model, k=k)
+    filters = Filters.parse(source, pages)
+    stream = _docstack(collection=collection).stream(question, model=model, k=k, mode=mode, filters=filters)
     if as_json:
         _print_json(stream.result().to_json())
         return

@@ -95,6 +95,8 @@ class StoredChunk:
 SAVE_AFTER_CHANGES = 5_000
 # Vectors are read from SQLite in batches of this many, to bound memory on large collections.
 READ_BATCH = 10_000
+# A filter that leaves at most this many chunks is searched exactly.
+EXACT_FILTER_LIMIT = 20_000
 
 
 class ChunkStore:
@@ -129,19 +131,43 @@ class ChunkStore:
     def __len__(self) -> int:
         return len(self.index)
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        return self.index.search(vector, k)
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """Nearest chunks by cosine; among `allowed` ids only, when given. A selective filter is
+        searched exactly over its own vectors, which an approximate index could miss."""
+        if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
+            if len(allowed) == 0:
+                return []
+            scores = self.vectors(allowed) @ vector
+            top = np.argsort(-scores)[:k]
+            return [(int(allowed[i]), float(scores[i])) for i in top]
+        return self.index.search(vector, k, allowed)
 
-    def keyword_search(self, query: str, k: int) -> list[tuple[int, float]]:
+    def keyword_search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """BM25 over the chunks' text and section (FTS5); any query word may match."""
         terms = [t for t in "".join(c if c.isalnum() else " " for c in query).split() if t]
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?",
-            (match, k),
+            (match, k if allowed is None else max(k * 20, 1000)),
         ).fetchall()
+        if allowed is not None:
+            keep = set(allowed.tolist())
+            rows = [row for row in rows if row[0] in keep][:k]
         return [(int(r), -float(s)) for r, s in rows]
+
+    def filter_ids(self, source: str | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
+        """Ids of the chunks whose source matches (substring, or glob with * ? [) and whose page is in range."""
+        where, args = [], []
+        if source is not None:
+            where.append("source GLOB ?" if any(c in source for c in "*?[") else "instr(source, ?) > 0")
+            args.append(source)
+        if pages is not None:
+            where.append("page BETWEEN ? AND ?")
+            args += list(pages)
+        sql = "SELECT id FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
+        return np.fromiter((r[0] for r in self.db.execute(sql, args)), dtype=np.int64)
 
     def get(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         if not ids:

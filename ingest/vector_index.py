@@ -80,10 +80,16 @@ class VectorIndex:
         if len(ids):
             self.index.remove_ids(np.asarray(ids, dtype=np.int64))
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        if len(self) == 0:
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The k nearest ids by inner product, only among `allowed` ids when given."""
+        if len(self) == 0 or (allowed is not None and len(allowed) == 0):
             return []
-        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self)))
+        params = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            params = (faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nprobe) if self.is_ivf
+                      else faiss.SearchParameters(sel=selector))
+        scores, ids = self.index.search(vector.reshape(1, -1).astype(np.float32), min(k, len(self)), params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i != -1]
 
     # -- files ---------------------------------------------------------------------------

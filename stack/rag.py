@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from docstack.ingest.embedder import Embedder
-from docstack.ingest.store import ChunkStore
+from docstack.stack.retrieval import Hit
 
 ABSTAIN_TEXT = "The documents do not contain the answer."
 
@@ -37,19 +36,6 @@ _SENTENCE_END = re.compile(r".+?(?:[.!?](?=\s|$)|\n\n|$)", re.S)
 ATTRIBUTION_MIN_SIMILARITY = 0.35
 
 Embed = Callable[[Sequence[str]], np.ndarray]
-
-
-@dataclass(frozen=True)
-class Hit:
-    chunk_id: int
-    source: str
-    page: int | None
-    section: str | None
-    score: float
-    text: str
-
-    def to_json(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -83,22 +69,6 @@ class Answer:
             "abstained": self.abstained,
             "seconds": self.seconds,
         }
-
-
-class Retriever:
-    def __init__(self, store: ChunkStore, embedder: Embedder):
-        self.store = store
-        self.embedder = embedder
-
-    def run(self, query: str, k: int) -> list[Hit]:
-        vector = self.embedder.embed([query])[0]
-        ranked = self.store.search(vector, k)
-        rows = self.store.get([i for i, _ in ranked])
-        return [
-            Hit(i, r.source, r.page, r.section, round(score, 4), r.text)
-            for i, score in ranked
-            if (r := rows.get(i)) is not None
-        ]
 
 
 @dataclass

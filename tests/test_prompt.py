@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from docstack.stack.rag import ABSTAIN_TEXT, Hit, PromptBuilder, cite, is_abstention
+from docstack.stack.rag import ABSTAIN_TEXT, PromptBuilder, cite, is_abstention
+from docstack.stack.retrieval import Hit
 
 
 def hit(i: int, text: str, page: int | None = None) -> Hit:

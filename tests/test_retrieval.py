@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from docstack.console import DocstackError
+from docstack.stack.retrieval import Filters, fuse
+from tests.pdfs import write_pdf
+
+
+@pytest.fixture
+def library(docstack, tmp_path):
+    write_pdf(tmp_path / "pump.pdf", [
+        "The centrifugal pump moves water through the cooling circuit.",
+        "Fault code QX-4711 means the impeller is blocked by debris.",
+        "Lubricate the bearings of the pump every three months.",
+    ])
+    (tmp_path / "garden.md").write_text(
+        "# Garden\n\n## Roses\n\nRoses need pruning in early spring before new growth starts.\n\n"
+        "## Watering\n\nWater tomatoes deeply twice a week during dry summer weeks.\n")
+    (tmp_path / "garden-copy.md").write_text(
+        "# Copy\n\nRoses need pruning in early spring before new growth starts.\n")
+    docstack.ingest([tmp_path])
+    return tmp_path
+
+
+def test_keyword_mode_finds_exact_codes_and_hybrid_keeps_them(docstack, library):
+    [top] = docstack.search("QX-4711", k=1, mode="keyword")
+    assert "QX-4711" in top.text and top.page == 2
+    assert "QX-4711" in docstack.search("what does QX-4711 mean", k=1, mode="hybrid")[0].text
+
+
+def test_dense_mode_finds_paraphrases(docstack, library):
+    [top] = docstack.search("when should I cut back my flowers", k=1, mode="dense")
+    assert "pruning" in top.text
+
+
+def test_scores_are_cosine_similarities_in_every_mode(docstack, library, embedder):
+    query = "how often to grease the bearings"
+    for mode in ("dense", "keyword", "hybrid"):
+        hits = docstack.search(query, k=3, mode=mode)
+        texts = [h.text for h in hits]
+        expected = embedder.embed(texts) @ embedder.embed([query])[0]
+        assert np.allclose([h.score for h in hits], expected, atol=1e-3), mode
+
+
+def test_near_duplicates_are_returned_once(docstack, library):
+    hits = docstack.search("pruning roses in spring", k=5, mode="hybrid")
+    assert sum("Roses need pruning" in h.text for h in hits) == 1
+
+
+def test_filters_on_source_and_pages(docstack, library):
+    hits = docstack.search("pump", k=5, filters=Filters.parse(source="pump.pdf", pages="2-3"))
+    assert hits and {h.page for h in hits} <= {2, 3} and all(h.source.endswith("pump.pdf") for h in hits)
+    assert all(h.source.endswith(".md") for h in docstack.search("pump", k=5, filters=Filters.parse(source="*.md")))
+    with pytest.raises(DocstackError, match="not a valid range"):
+        Filters.parse(pages="5-2")
+
+
+def test_reciprocal_rank_fusion_rewards_agreement():
+    assert fuse([[1, 2, 3], [3, 4, 1]])[:2] == [1, 3]
+    assert fuse([[7, 8]]) == [7, 8]
