@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from docstack.api import DocStack
@@ -233,6 +234,75 @@ def demo() -> None:
         ds.up()
     console.print(f"\nUI:    {ds.settings.ui_url}\nstack: {ds.settings.stack_url}\n\nTry:\n"
                   f'  .venv/bin/docstack ask "How do I start docstack?" --collection samples')
+
+
+eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answer quality on a dataset.")
+app.add_typer(eval_app, name="eval")
+Dataset = Annotated[Path, typer.Option("--dataset", exists=True, file_okay=False, help="dataset folder")]
+Limit = Annotated[int | None, typer.Option("--limit", min=1, help="a seeded sample of this many questions")]
+
+
+def _counting(label: str, run):
+    """Call `run(on_progress)` with a progress bar for (done, total) on a terminal."""
+    if not err_console.is_terminal:
+        return run(None)
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err_console, transient=True) as bar:
+        task = bar.add_task("", total=None)
+        return run(lambda done, total: bar.update(task, completed=done, total=total))
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    dataset: Dataset,
+    mode: Annotated[list[str] | None, typer.Option("--mode", help="dense, keyword, hybrid; repeat; default all")] = None,
+    limit: Limit = None,
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """hit@1, hit@5, hit@10, MRR and nDCG@10 for each search mode, measured in one run."""
+    from docstack.eval import harness
+
+    modes = mode or ["keyword", "dense", "hybrid"]
+    ds = _docstack()
+    result = _counting("searching", lambda p: harness.retrieval(ds, dataset, modes, limit, collection, p))
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"retrieval on {result['dataset']} ({result['questions']} questions)")
+    columns = ["hit@1", "hit@5", "hit@10", "mrr", "ndcg@10", "p50_ms"]
+    for column in ["mode", *columns]:
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for name, row in result["results"].items():
+        table.add_row(name, *(f"{row[c]:.3f}" if c != "p50_ms" else f"{row[c]:.1f}" for c in columns))
+    console.print(table)
+
+
+@eval_app.command("answers")
+def eval_answers(
+    dataset: Dataset,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
+    limit: Limit = None,
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """Answer accuracy, abstention precision and recall, and latency, through the running stack."""
+    from docstack.eval import harness
+
+    ds = _docstack()
+    result = _counting("asking", lambda p: harness.answers(ds, dataset, model, limit, collection, p))
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"answers on {result['dataset']} with {result['model']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("questions", "answerable", "unanswerable", "accuracy", "abstention_precision",
+                "abstention_recall", "false_abstentions", "median_seconds"):
+        table.add_row(key, str(result[key]))
+    console.print(table)
+    for error in result["errors"]:
+        err_console.print(f"[red]error[/red] {error['question']}: {escape(error['error'])}")
 
 
 def main() -> None:

@@ -48,13 +48,25 @@ class NumpyBertEncoder:
         self.heads = config["num_attention_heads"]
         self.layers = config["num_hidden_layers"]
         self.eps = config["layer_norm_eps"]
-        self.w = {k: v.astype(np.float32) for k, v in load_file(str(root / "model.safetensors")).items()}
+        # Dense weights are stored transposed and contiguous: x @ W is then one plain GEMM.
+        self.w = {k: np.ascontiguousarray(v.T if k.endswith(".dense.weight") or k.endswith(("query.weight",
+                  "key.weight", "value.weight")) else v, dtype=np.float32)
+                  for k, v in load_file(str(root / "model.safetensors")).items()}
         self.tokenizer = Tokenizer.from_file(str(root / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_tokens)
         self.tokenizer.no_padding()
+        from threadpoolctl import ThreadpoolController
+
+        self._threads = ThreadpoolController()
+
+    def _one_thread(self):
+        return self._threads.limit(limits=1, user_api="blas")
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return np.vstack([self._encode_one(e.ids) for e in self.tokenizer.encode_batch(list(texts))])
+        # One BLAS thread: these matrices are small, and a multi-threaded BLAS spends more time
+        # waking and syncing threads (worse on a busy machine) than multiplying.
+        with self._one_thread():
+            return np.vstack([self._encode_one(e.ids) for e in self.tokenizer.encode_batch(list(texts))])
 
     def _encode_one(self, ids: list[int]) -> np.ndarray:
         w, n = self.w, len(ids)
@@ -85,7 +97,7 @@ class NumpyBertEncoder:
         return self._dense(context, p + "output.dense")
 
     def _dense(self, x: np.ndarray, name: str) -> np.ndarray:
-        return x @ self.w[name + ".weight"].T + self.w[name + ".bias"]
+        return x @ self.w[name + ".weight"] + self.w[name + ".bias"]
 
     def _norm(self, x: np.ndarray, name: str) -> np.ndarray:
         mean = x.mean(axis=-1, keepdims=True)

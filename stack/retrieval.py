@@ -22,7 +22,10 @@ log = logging.getLogger(__name__)
 Mode = Literal["dense", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("dense", "keyword", "hybrid")
 
-RRF_K = 60  # reciprocal rank fusion's damping constant (Cormack et al. 2009)
+# Hybrid ranking: a convex combination of min-max normalised cosine and BM25 scores. On squad-dev
+# (`docstack eval retrieval`) it gave nDCG@10 0.917 against 0.883 for reciprocal rank fusion,
+# 0.890 for BM25 and 0.823 for dense alone; weights 0.4-0.6 were within 0.004 of each other.
+DENSE_WEIGHT = 0.5
 # A candidate this close to a better one adds nothing: by embedding, or by sharing this share of
 # its word trigrams (the same paragraph under another heading embeds quite differently).
 DUPLICATE_SIMILARITY = 0.95
@@ -82,12 +85,9 @@ class Retriever:
         query_vector = self.embedder.embed([query])[0]
         allowed = self.store.filter_ids(filters.source, filters.pages) if filters else None
         depth = max(4 * k, 20)
-        ranked = []
-        if mode in ("dense", "hybrid"):
-            ranked.append([i for i, _ in self.store.search(query_vector, depth, allowed)])
-        if mode in ("keyword", "hybrid"):
-            ranked.append([i for i, _ in self.store.keyword_search(query, depth, allowed)])
-        candidates = fuse(ranked)[:depth]
+        dense = self.store.search(query_vector, depth, allowed) if mode != "keyword" else []
+        keyword = self.store.keyword_search(query, depth, allowed) if mode != "dense" else []
+        candidates = fuse(dense, keyword)[:depth]
         if not candidates:
             return []
         vectors = self.store.vectors(candidates)
@@ -106,15 +106,19 @@ class Retriever:
         ]
 
 
-def fuse(rankings: Sequence[Sequence[int]]) -> list[int]:
-    """Reciprocal rank fusion: ids ordered by the sum of 1 / (RRF_K + rank) over the rankings."""
-    if len(rankings) == 1:
-        return list(rankings[0])
-    scores: dict[int, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (RRF_K + rank)
-    return sorted(scores, key=lambda item: -scores[item])
+def fuse(dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[int, float]],
+         dense_weight: float = DENSE_WEIGHT) -> list[int]:
+    """Ids by DENSE_WEIGHT x normalised cosine + (1 - DENSE_WEIGHT) x normalised BM25; an id
+    missing from one list scores 0 there. With one list, its own order."""
+    if not dense or not keyword:
+        return [i for i, _ in (dense or keyword)]
+    combined: dict[int, float] = {}
+    for scores, weight in ((dense, dense_weight), (keyword, 1.0 - dense_weight)):
+        values = [s for _, s in scores]
+        low, span = min(values), (max(values) - min(values)) or 1.0
+        for item, score in scores:
+            combined[item] = combined.get(item, 0.0) + weight * (score - low) / span
+    return sorted(combined, key=lambda item: -combined[item])
 
 
 def _without_near_duplicates(order: list[int], vectors: np.ndarray, texts: list[str], k: int) -> list[int]:

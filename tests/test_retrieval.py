@@ -57,6 +57,9 @@ def test_filters_on_source_and_pages(docstack, library):
         Filters.parse(pages="5-2")
 
 
-def test_reciprocal_rank_fusion_rewards_agreement():
-    assert fuse([[1, 2, 3], [3, 4, 1]])[:2] == [1, 3]
-    assert fuse([[7, 8]]) == [7, 8]
+def test_fusion_rewards_agreement_and_keeps_single_lists():
+    dense = [(1, 0.9), (3, 0.8), (2, 0.5)]
+    keyword = [(3, 12.0), (1, 11.0), (4, 10.0)]
+    assert fuse(dense, keyword)[:2] == [3, 1]  # found by both: 0.875 and 0.75; 2 and 4 score 0
+    assert fuse(dense, keyword, dense_weight=1.0)[:3] == [1, 3, 2]
+    assert fuse([(7, 0.3), (8, 0.2)], []) == [7, 8]
