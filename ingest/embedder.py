@@ -56,7 +56,11 @@ class Embedder:
     @cached_property
     def model(self):
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
 
+        # Token counting of long paragraphs makes transformers warn about the model's limit;
+        # the chunker counts them precisely so that no chunk goes over it.
+        transformers_logging.set_verbosity_error()
         path = resolve_model_path(self.name)
         log.info("loading embedding model %s from %s", self.name, path)
         return SentenceTransformer(path, device="cpu")

@@ -95,6 +95,13 @@ class StoredChunk:
 SAVE_AFTER_CHANGES = 5_000
 # Vectors are read from SQLite in batches of this many, to bound memory on large collections.
 READ_BATCH = 10_000
+STOPWORDS = frozenset("""a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further had has have having he
+her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not of off
+on once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+themselves then there these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves""".split())
+
 # A filter that leaves at most this many chunks is searched exactly.
 EXACT_FILTER_LIMIT = 20_000
 
@@ -143,8 +150,10 @@ class ChunkStore:
         return self.index.search(vector, k, allowed)
 
     def keyword_search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """BM25 over the chunks' text and section (FTS5); any query word may match."""
-        terms = [t for t in "".join(c if c.isalnum() else " " for c in query).split() if t]
+        """BM25 over the chunks' text and section (FTS5); any query word but a stopword may match."""
+        words = "".join(c if c.isalnum() else " " for c in query).split()
+        # Stopwords barely move BM25 but make FTS5 score nearly every row of a large collection.
+        terms = [w for w in words if w.lower() not in STOPWORDS] or words
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in terms)
