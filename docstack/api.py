@@ -25,6 +25,7 @@ from docstack.ingest.store import ChunkStore
 from docstack.stack import profiles
 from docstack.stack.client import StackClient
 from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, PromptBuilder, cite, is_abstention
+from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
 from docstack.stack.services import ServiceManager, ServiceState
 
@@ -40,6 +41,10 @@ class DocStack:
     @cached_property
     def embedder(self) -> Embedder:
         return Embedder(self.settings.embedding_model, batch_size=self.settings.embed_batch)
+
+    @cached_property
+    def reranker(self) -> CrossEncoderReranker | None:
+        return CrossEncoderReranker(self.settings.reranker) if self.settings.reranker else None
 
     def store(self, collection: str | None = None, create: bool = False) -> ChunkStore:
         name = collection or self.settings.collection
@@ -111,7 +116,7 @@ class DocStack:
                filters: Filters | None = None) -> list[Hit]:
         if not query.strip():
             raise DocstackError("the query is empty")
-        retriever = Retriever(self.store(collection), self.embedder)
+        retriever = Retriever(self.store(collection), self.embedder, self.reranker)
         return retriever.run(query, k or self.settings.top_k, mode or self.settings.search_mode, filters)
 
     # -- answers -------------------------------------------------------------------------

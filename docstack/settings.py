@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     # Answering.
     top_k: int = 5
     search_mode: str = "hybrid"  # dense, keyword or hybrid
+    reranker: Path | None = Field(default=None, description="a cross-encoder model folder to rerank with")
     # Chunks whose cosine similarity to the question is below this are not evidence; with none
     # left, docstack abstains without asking the model (which would answer from its own memory).
     min_score: float = 0.25

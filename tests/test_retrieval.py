@@ -63,3 +63,27 @@ def test_fusion_rewards_agreement_and_keeps_single_lists():
     assert fuse(dense, keyword)[:2] == [3, 1]  # found by both: 0.875 and 0.75; 2 and 4 score 0
     assert fuse(dense, keyword, dense_weight=1.0)[:3] == [1, 3, 2]
     assert fuse([(7, 0.3), (8, 0.2)], []) == [7, 8]
+
+
+def test_cross_encoder_reranking_decides_the_order(docstack, library, tmp_path, embedder):
+    """No cross-encoder ships offline, so the test builds a tiny one with random weights: the real
+    loading and scoring path runs, and the hits must come back in the reranker's order."""
+    from sentence_transformers import CrossEncoder
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from docstack.stack.reranker import CrossEncoderReranker
+
+    model_dir = tmp_path / "tiny-cross-encoder"
+    config = BertConfig(vocab_size=embedder.model.tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=64, num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(model_dir)
+    embedder.model.tokenizer.save_pretrained(model_dir)
+    reranker = CrossEncoderReranker(model_dir)
+    docstack.reranker = reranker
+    query = "pump maintenance"
+    hits = docstack.search(query, k=4, mode="hybrid")
+    expected = CrossEncoder(str(model_dir)).predict([(query, h.text) for h in hits])
+    assert list(reranker.scores(query, [h.text for h in hits])) == pytest.approx(list(expected), abs=1e-5)
+    assert list(expected) == sorted(expected, reverse=True)
+    with pytest.raises(DocstackError, match="not a model folder"):
+        CrossEncoderReranker(tmp_path)
