@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_index.py [--quick] [--out FILE] [--embeddings FILE.npy] [--no-store]
 
-Prints one JSON object (progress goes to stderr). The full run takes ~6 minutes on 2 cores,
+Prints one JSON object (progress goes to stderr). The full run takes 6-8 minutes on 2 cores,
 --quick ~2; the 1M run holds ~5 GB (the vectors, the IVF index and the exact index).
 
 * ``ann_recall``: for 100k and 1M vectors (100k and 200k with ``--quick``), `VectorIndex.build` on

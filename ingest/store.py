@@ -347,6 +347,7 @@ class ChunkStore:
         """The cached FAISS index brought in line with SQLite."""
         self.generation = self._generation()
         index, saved = VectorIndex.load(self.path, self.dimension)
+        index.trained_size = int(self._meta("ivf_trained") or index.trained_size)
         self._unsaved = 0
         if saved != self.generation:
             stored = np.fromiter((r[0] for r in self.db.execute("SELECT id FROM chunks")), dtype=np.int64)
@@ -364,11 +365,15 @@ class ChunkStore:
         return index
 
     def _rebuilt(self, index: VectorIndex) -> VectorIndex:
-        """A new index of the kind the collection's size calls for (flat or IVF)."""
+        """A new index of the kind the collection's size calls for (flat or IVF), saved at once:
+        building it is O(index), so no later open should have to do it again."""
         ids = index.ids()
         log.info("%s: rebuilding the vector index for %d chunks", self.path, len(ids))
-        self._unsaved = max(self._unsaved, 1)
-        return VectorIndex.build(self.dimension, ids, self.vectors(ids))
+        rebuilt = VectorIndex.build(self.dimension, ids, self.vectors(ids))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ivf_trained', ?)", (str(rebuilt.trained_size),))
+        rebuilt.save(self.path, self.generation)
+        self._unsaved = 0
+        return rebuilt
 
     def _committed(self, generation: int, changes: int) -> None:
         self.generation = generation
