@@ -101,6 +101,7 @@ def test_large_collections_switch_to_ivf_with_good_recall(tmp_path, monkeypatch)
     docs = [doc(f"d{i}.md", 50, i) for i in range(10)]
     store.write(docs)
     assert store.index.is_ivf and len(store) == 500
+    assert list(tmp_path.glob("index-*.faiss")), "a rebuilt index is saved at once"
 
     def top_text(vector):
         [(best, _)] = store.search(vector, 1)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from docstack import DocStack
 from docstack.console import DocstackError
+from docstack.stack.retrieval import MODES
 
 
 @st.cache_resource
@@ -31,6 +32,7 @@ def main() -> None:
     default = collections.index("samples") if "samples" in collections else 0
     collection = st.sidebar.selectbox("Collection", collections, index=default)
     k = st.sidebar.slider("Passages to retrieve", 1, 20, ds.settings.top_k)
+    mode = st.sidebar.selectbox("Search", MODES, index=MODES.index(ds.settings.search_mode))
 
     question = st.chat_input("Ask about your documents")
     if not question:
@@ -41,7 +43,7 @@ def main() -> None:
         text = st.empty()
         try:
             with st.spinner("Searching…"):
-                stream = ds.stream(question, collection=collection, k=k)
+                stream = ds.stream(question, collection=collection, k=k, mode=mode)
             text.write_stream(stream)
         except DocstackError as exc:
             st.error(str(exc))
