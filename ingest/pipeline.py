@@ -49,6 +49,7 @@ class IngestReport:
     duplicates: int = 0
     removed: int = 0
     warnings: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # files of unsupported types found in folders
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -87,7 +88,12 @@ def discover(paths: Iterable[Path | str], report: IngestReport) -> list[Path]:
         if arg.is_dir():
             for root, dirs, files in os.walk(arg):  # does not follow symlinked folders: no loops
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [Path(root) / f for f in sorted(files) if not f.startswith(".") and supported(Path(f))]
+                for name in sorted(f for f in files if not f.startswith(".")):
+                    if supported(Path(name)):
+                        found.append(Path(root) / name)
+                    else:
+                        report.skipped.append({"path": str(Path(root) / name),
+                                               "reason": f"unsupported file type '{Path(name).suffix or name}'"})
         elif arg.is_file():
             if supported(arg):
                 found.append(arg)

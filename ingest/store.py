@@ -8,6 +8,7 @@ crash at any point leaves the last committed state, and every FAISS id has its r
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import sqlite3
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
     text TEXT NOT NULL,
+    hash TEXT NOT NULL,  -- sha256 of the text: the same passage is recognisable across files
     vector BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
@@ -108,7 +110,7 @@ EXACT_FILTER_LIMIT = 20_000
 
 class ChunkStore:
     DB = "chunks.sqlite"
-    SCHEMA_VERSION = "1"
+    SCHEMA_VERSION = "2"
 
     def __init__(self, path: Path, model: str, dimension: int):
         self.path = path
@@ -291,9 +293,10 @@ class ChunkStore:
         ids = []
         for chunk, vector in zip(doc.chunks, doc.vectors):
             cursor = self.db.execute(
-                "INSERT INTO chunks (path, source, page, section, start, end, text, vector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (path, source, page, section, start, end, text, hash, vector) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.path, doc.source, chunk.page, chunk.section, chunk.start, chunk.end, chunk.text,
+                 hashlib.sha256(chunk.text.encode("utf-8")).hexdigest(),
                  np.asarray(vector, dtype=np.float32).tobytes()),
             )
             ids.append(cursor.lastrowid)

@@ -31,13 +31,17 @@ def test_changed_file_replaces_its_chunks(docstack, tmp_path):
 
 
 def test_bad_files_are_reported_and_the_rest_goes_in(docstack, tmp_path):
+    tmp_path = tmp_path / "in"
+    tmp_path.mkdir()
     (tmp_path / "good.txt").write_text("Plain text about compressors.")
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff")
     (tmp_path / "empty.md").write_text("")
     (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     report = docstack.ingest([tmp_path])
     assert report.files == 1
     assert sorted((os.path.basename(e["path"]), e["error"]) for e in report.errors)[1] == ("empty.md", "empty file")
     assert {os.path.basename(e["path"]) for e in report.errors} == {"empty.md", "broken.pdf"}
+    assert report.skipped == [{"path": str(tmp_path / "photo.jpg"), "reason": "unsupported file type '.jpg'"}]
 
 
 def test_sync_forgets_deleted_files_and_remove_forgets_on_request(docstack, tmp_path):

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from docstack.eval import harness
+from docstack.eval.answers import is_correct
+from docstack.eval.datasets import Question, load
+from docstack.eval.retrieval import metrics, ranked_gains
+
+
+def test_metrics_on_a_hand_ranked_example():
+    q1 = Question("1", "a", [], True, {"p1": 1.0})
+    q2 = Question("2", "b", [], True, {"p2": 1.0})
+    gains1 = ranked_gains(q1, [["p9"], ["p1"], ["p1"]])  # gold at rank 2, counted once
+    gains2 = ranked_gains(q2, [["p8"]] * 10)              # never found
+    assert gains1 == [0.0, 1.0, 0.0]
+    m = metrics([(q1, gains1), (q2, gains2)])
+    assert m["hit@1"] == 0.0 and m["hit@5"] == 0.5 and m["mrr"] == pytest.approx(0.25)
+    assert m["ndcg@10"] == pytest.approx(0.5 * (1 / 1.5849625), rel=1e-4)
+
+
+def test_answer_matching_ignores_case_and_spacing():
+    assert is_correct("It was  the 10th\ncentury [1].", ["10th century"])
+    assert not is_correct("The documents do not contain the answer.", ["Rollo"])
+
+
+@pytest.fixture
+def squad_like(tmp_path):
+    root = tmp_path / "mini"
+    (root / "docs").mkdir(parents=True)
+    (root / "docs" / "Pumps.md").write_text(
+        "# Pumps\n\nThe Zephyr pump is serviced every 42 days by the plant crew.\n\n"
+        "The Boreas valve opens when the pressure passes nine bar.\n")
+    (root / "docs" / "Food.md").write_text("# Food\n\nThe canteen serves lentil soup on Fridays.\n")
+    questions = [
+        {"id": "a", "question": "How often is the Zephyr pump serviced?", "answers": ["42 days"],
+         "answerable": True, "source": "Pumps.md", "paragraph": 0},
+        {"id": "b", "question": "When does the Boreas valve open?", "answers": ["nine bar"],
+         "answerable": True, "source": "Pumps.md", "paragraph": 1},
+        {"id": "c", "question": "Who cooks the soup?", "answers": [], "answerable": False,
+         "source": "Food.md", "paragraph": 0},
+    ]
+    (root / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions) + "\n")
+    return root
+
+
+def test_retrieval_harness_on_a_small_dataset(docstack, squad_like):
+    result = harness.retrieval(docstack, squad_like, ["keyword", "dense", "hybrid"])
+    assert result["questions"] == 2  # the unanswerable one has no gold paragraph
+    for mode, row in result["results"].items():
+        assert row["hit@1"] == 1.0 and row["ndcg@10"] == 1.0, mode
+
+
+def test_beir_layout_is_read(tmp_path, docstack):
+    root = tmp_path / "scifact-mini"
+    (root / "qrels").mkdir(parents=True)
+    corpus = [{"_id": "d1", "title": "Aspirin", "text": "Aspirin reduces the risk of heart attacks."},
+              {"_id": "d2", "title": "Coffee", "text": "Coffee contains caffeine, a stimulant."}]
+    (root / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "does aspirin prevent heart attacks"}))
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    dataset = load(root, tmp_path / "cache")
+    assert [q.gold for q in dataset.questions] == [{"d1": 1.0}]
+    result = harness.retrieval(docstack, root, ["hybrid"])
+    assert result["results"]["hybrid"]["hit@1"] == 1.0
