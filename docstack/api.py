@@ -131,7 +131,7 @@ class DocStack:
         """The answer as it is written; iterate it for text, then read `.answer`."""
         started = time.perf_counter()
         model = model or self._default_model()
-        hits = self.search(question, collection, k, mode, filters)
+        hits = self.search(question, collection, k or self.settings.ask_k, mode, filters)
         builder = PromptBuilder(
             profiles.token_counter(self.settings), self.settings.n_ctx, self.settings.max_answer_tokens
         )

@@ -28,8 +28,10 @@ class Settings(BaseSettings):
     embed_batch: int = 64
     write_batch: int = 512
 
-    # Answering.
+    # Answering. `top_k` passages for a search; `ask_k` packed into an answer's prompt: the small
+    # embedded model reads prompts at ~90 tokens/s here, so each 200-token passage costs ~2 s.
     top_k: int = 5
+    ask_k: int = 3
     search_mode: str = "hybrid"  # dense, keyword or hybrid
     reranker: Path | None = Field(default=None, description="a cross-encoder model folder to rerank with")
     # Chunks whose cosine similarity to the question is below this are not evidence; with none

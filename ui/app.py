@@ -31,7 +31,7 @@ def main() -> None:
         return
     default = collections.index("samples") if "samples" in collections else 0
     collection = st.sidebar.selectbox("Collection", collections, index=default)
-    k = st.sidebar.slider("Passages to retrieve", 1, 20, ds.settings.top_k)
+    k = st.sidebar.slider("Passages to read", 1, 20, ds.settings.ask_k)
     mode = st.sidebar.selectbox("Search", MODES, index=MODES.index(ds.settings.search_mode))
 
     question = st.chat_input("Ask about your documents")
