@@ -58,6 +58,8 @@ class DocStack:
                     f"add documents with `docstack ingest PATH --collection {name}`"
                 )
             self._stores[name] = ChunkStore(path, self.embedder.name, self.embedder.dimension)
+        else:
+            self._stores[name].refresh()  # another process (the CLI, the UI) may have written
         return self._stores[name]
 
     def collections(self) -> dict[str, dict]:

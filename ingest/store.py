@@ -227,6 +227,12 @@ class ChunkStore:
         ).fetchone()
         return {"documents": docs, "pages": pages, "chunks": chunks, "vectors": len(self.index)}
 
+    def refresh(self) -> None:
+        """Catch up with writes made by other processes since this store was loaded."""
+        with self._lock:
+            if self._generation() != self.generation:
+                self.index = self._load_index()
+
     def verify(self) -> list[str]:
         """Problems that would make search lie; an empty list means the collection is consistent."""
         problems = []

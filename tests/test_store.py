@@ -126,3 +126,13 @@ def test_a_document_in_parts_is_recorded_only_when_complete(tmp_path):
     assert store.stats()["chunks"] == 6 and len(store) == 6
     store.write([whole])  # a re-ingest replaces all parts
     assert len(store) == 6
+
+
+def test_a_reader_sees_another_writers_changes_after_refresh(tmp_path):
+    reader = ChunkStore(tmp_path, "m", DIM)
+    writer = ChunkStore(tmp_path, "m", DIM)
+    added = doc("new.md", 2, 5)
+    writer.write([added])
+    reader.refresh()
+    assert reader.search(added.vectors[0], 1)[0][0] in reader.get([reader.search(added.vectors[0], 1)[0][0]])
+    assert len(reader) == 2
