@@ -133,6 +133,7 @@ def test_a_reader_sees_another_writers_changes_after_refresh(tmp_path):
     writer = ChunkStore(tmp_path, "m", DIM)
     added = doc("new.md", 2, 5)
     writer.write([added])
+    assert len(reader) == 0
     reader.refresh()
-    assert reader.search(added.vectors[0], 1)[0][0] in reader.get([reader.search(added.vectors[0], 1)[0][0]])
-    assert len(reader) == 2
+    [(best, _)] = reader.search(added.vectors[0], 1)
+    assert reader.get([best])[best].source == "new.md" and len(reader) == 2
