@@ -7,7 +7,6 @@ large file is written in parts so memory stays bounded."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
 import logging
 import multiprocessing
@@ -22,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from docstack.console import DocstackError
+from docstack.hashing import file_sha256
 from docstack.ingest.chunker import Chunk, Chunker
 from docstack.ingest.embedder import Embedder
 from docstack.ingest.readers import Record, pdf_page_count, pdf_page_lines, pdf_records, read_document, supported
@@ -155,14 +155,6 @@ def _collect_warnings(into: list[str]) -> Iterator[None]:
         source.propagate = propagate
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class Ingestor:
     def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None, write_batch: int = 512):
         self.embedder = embedder
@@ -220,7 +212,7 @@ class Ingestor:
                 if store.document_stamp(key) == (info.st_size, info.st_mtime):
                     report.unchanged += 1
                     continue
-                sha = _sha256(path)
+                sha = file_sha256(path)
             except DocstackError as exc:
                 report.fail(path, str(exc))
                 continue

