@@ -258,15 +258,19 @@ def models(ctx: typer.Context, profile: Profile = None, as_json: AsJson = False)
     if as_json:
         _print_json([s.to_json() for s in statuses])
         return
-    table = Table(title="models")
-    for column in ("model", "role", "params", "context", "kind", "cost", "status"):
-        table.add_column(column)
+    reasons = {s.reason for s in statuses if not s.usable}
+    shared = reasons.pop() if len(reasons) == 1 and not any(s.usable for s in statuses) else None
+    table = Table(title=f"models of the {statuses[0].spec.profile if statuses else ''} profile")
+    for column in ("model", "role", "size", "window", "kind", "cost", "status"):
+        table.add_column(column, no_wrap=column != "status")
     for s in statuses:
         m = s.spec
-        kind = ("vision" if m.vision else "text") + (", quantized" if m.quantized else "")
-        status = "[green]ready[/green]" if s.usable else f"[yellow]{escape(s.reason)}[/yellow]"
-        table.add_row(m.stack_id, m.role, f"{m.parameters_b:g}B", f"{m.context:,}", kind, f"{m.cost:g}", status)
+        kind = ("vision" if m.vision else "text") + (" q" if m.quantized else "")
+        status = "[green]ready[/green]" if s.usable else f"[yellow]{escape('unavailable' if shared else s.reason)}[/yellow]"
+        table.add_row(m.id, m.role, f"{m.parameters_b:g}B", f"{m.context // 1024}K", kind, f"{m.cost:g}", status)
     console.print(table)
+    if shared:
+        console.print(f"[yellow]unavailable:[/yellow] {escape(shared)}", soft_wrap=True)
 
 
 @models_app.command("pull")
