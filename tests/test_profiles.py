@@ -97,7 +97,7 @@ def test_when_no_window_holds_everything_the_largest_packs_less_and_says_so():
     first = route.choices[0]
     assert first.spec.id == "llama3.2-1b" and 0 < len(first.prompt.hits) < 8
     assert first.prompt.tokens <= 500 - 100
-    assert "packed" in route.notices[0] and f"of 8 passages" in route.notices[0]
+    assert "packed" in route.notices[0] and "of 8 passages" in route.notices[0]
 
 
 def test_the_users_model_goes_first_and_others_stay_as_fallbacks():
