@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -24,12 +26,30 @@ from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
 from docstack.ingest.store import ChunkStore
 from docstack.stack import profiles
 from docstack.stack.client import StackClient
+from docstack.stack.conversation import QuestionRewriter, Turn
+from docstack.stack.evidence import Evidence, PagePreviews, evidence
 from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, PromptBuilder, cite, is_abstention
 from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
 from docstack.stack.services import ServiceManager, ServiceState
 
 _COLLECTION_NAME = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a leading dot: internal
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document as a collection records it."""
+
+    path: str
+    source: str
+    pages: int
+    chunks: int
+    bytes: int
+    ingested_at: datetime
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name
 
 
 class DocStack:
@@ -67,6 +87,34 @@ class DocStack:
         names = sorted(p.name for p in root.iterdir()
                        if ChunkStore.exists(p) and not p.name.startswith(".")) if root.is_dir() else []
         return {name: self.store(name).stats() for name in names}
+
+    def create_collection(self, collection: str) -> None:
+        self.store(collection, create=True)
+
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        return [DocumentInfo(d["path"], d["source"], d["pages"], d["chunks"], d["bytes"],
+                             datetime.fromtimestamp(d["ingested_at"]))
+                for d in self.store(collection).documents()]
+
+    def index_bytes(self, collection: str | None = None) -> int:
+        """Disk space of a collection: its SQLite database, WAL and vector index."""
+        return sum(p.stat().st_size for p in self.store(collection).path.rglob("*") if p.is_file())
+
+    def save_upload(self, name: str, data: bytes, collection: str | None = None) -> Path:
+        """Keep an uploaded file under `home/uploads/<collection>/` so it can be ingested like any
+        other file (and re-ingested, and previewed, later)."""
+        collection = collection or self.settings.collection
+        self.store(collection, create=True)  # checks the name before it becomes a folder
+        filename = Path(name.replace("\\", "/")).name.strip()
+        if not filename or filename.startswith("."):
+            raise DocstackError(f"'{name}' is not a usable file name")
+        folder = self.settings.home / "uploads" / collection
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / filename
+        partial = folder / f".{filename}.part"
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        return target
 
     def ingest(
         self, paths: Iterable[Path | str], collection: str | None = None,
@@ -169,6 +217,23 @@ class DocStack:
     def ask(self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
             mode: Mode | None = None, filters: Filters | None = None) -> Answer:
         return self.stream(question, collection, model, k, mode, filters).result()
+
+    def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> str:
+        """A follow-up as a question that stands on its own (one model call; none without history)."""
+        if not history:
+            return question
+        model = model or self._default_model()
+        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(model, messages, tokens, 0.0))
+        return rewriter.run(question, history)
+
+    @cached_property
+    def previews(self) -> PagePreviews:
+        return PagePreviews(self.settings.home / "previews", self.settings.preview_dpi)
+
+    def evidence(self, answer: Answer, collection: str | None = None) -> list[Evidence]:
+        """What to show for each citation: the passage, its best sentence, the page's picture."""
+        files = self.store(collection).paths([c.chunk_id for c in answer.citations])
+        return evidence(answer, self.embedder.embed, self.previews, files)
 
     def _default_model(self) -> str:
         available = self.client.models()
