@@ -116,6 +116,25 @@ class DocStack:
         os.replace(partial, target)
         return target
 
+    def ingest_uploads(
+        self, files: Sequence[tuple[str, bytes]], collection: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[IngestReport, list[Path]]:
+        """Save uploaded (name, content) pairs, then ingest them like any files; a file that fails
+        is reported and not kept. Returns the report and where each file was saved."""
+        saved, unusable = [], []
+        for name, data in files:
+            try:
+                saved.append(self.save_upload(name, data, collection))
+            except DocstackError as exc:
+                unusable.append({"path": name, "error": str(exc)})
+        report = self.ingest(saved, collection, on_progress)
+        for error in report.errors:
+            if Path(error["path"]) in saved:
+                Path(error["path"]).unlink(missing_ok=True)
+        report.errors = unusable + report.errors
+        return report, saved
+
     def ingest(
         self, paths: Iterable[Path | str], collection: str | None = None,
         on_progress: ProgressCallback | None = None, sync: bool = False,

@@ -91,6 +91,9 @@ def services(settings: Settings, with_ui: bool = True, resolve: bool = True) -> 
                 "DOCSTACK_HOME": str(settings.home), "DOCSTACK_PROFILE": settings.profile,
                 "DOCSTACK_HOST": host, "DOCSTACK_STACK_PORT": str(settings.stack_port),
                 "DOCSTACK_MODEL_ALIAS": settings.model_alias,
+                # The UI packs prompts for the served model: same context size, same GGUF tokenizer.
+                "DOCSTACK_N_CTX": str(settings.n_ctx),
+                **({"DOCSTACK_GGUF": str(settings.gguf)} if settings.gguf else {}),
             },
         ))
     return result
