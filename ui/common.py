@@ -43,7 +43,8 @@ def select_collection(name: str) -> None:
 
 def collection_picker(ds: DocStack) -> str | None:
     names = list(ds.collections())
-    wanted = st.session_state.pop("_pick_collection", None)
+    # A link may name the collection: /?collection=handbook
+    wanted = st.session_state.pop("_pick_collection", None) or st.query_params.pop("collection", None)
     if wanted in names:
         st.session_state["collection"] = wanted
     if st.session_state.get("collection") not in names:
