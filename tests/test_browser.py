@@ -130,7 +130,7 @@ def test_answer_streams_with_a_citation_card_and_page_preview(page, ui, plant):
     written = [n for n in dict.fromkeys(lengths) if n]
     assert len(written) >= 2, f"the answer did not arrive in parts: {lengths}"  # streamed, not all at once
     assert "42" in message.locator('[data-testid="stMarkdownContainer"]').first.inner_text()
-    card = message.locator('[data-testid="stVerticalBlockBorderWrapper"]').filter(has_text="[1] plant-manual.pdf")
+    card = message.locator('[class*="st-key-card-"]').filter(has_text="[1] plant-manual.pdf")
     assert "page 2" in card.first.inner_text()
     assert "42 days" in card.first.locator("mark").inner_text()  # the supporting sentence is marked
     picture = card.first.locator('[data-testid="stImage"] img')
@@ -151,7 +151,7 @@ def test_follow_up_is_rewritten_and_cites_the_right_document(page, ui, plant):
     page.get_by_text("Searched as (follow-up rewritten)").last.click()
     rewritten = message.locator('[data-testid="stExpanderDetails"]').inner_text()
     assert re.search(r"pump|Zephyr", rewritten, re.I), rewritten
-    card = message.locator('[data-testid="stVerticalBlockBorderWrapper"]').filter(has_text="plant-manual.pdf")
+    card = message.locator('[class*="st-key-card-"]').filter(has_text="plant-manual.pdf")
     assert "page 2" in card.first.inner_text()
     assert "maintenance crew" in message.locator('[data-testid="stMarkdownContainer"]').first.inner_text().lower()
     shot(page, "chat-follow-up")

@@ -22,8 +22,8 @@ def passage_html(card: Evidence) -> str:
     return f'<div class="passage" style="white-space: pre-line">{before}<mark>{match}</mark>{after}</div>'
 
 
-def show_card(card: Evidence) -> None:
-    with st.container(border=True):
+def show_card(card: Evidence, key: str) -> None:
+    with st.container(border=True, key=key):  # the key gives the card a class: st-key-card-...
         text, picture = st.columns([3, 1]) if card.preview else (st.container(), None)
         with text:
             st.markdown(f"**[{card.n}] {card.name}**" + (f" · page {card.page}" if card.page else ""))
@@ -36,7 +36,7 @@ def show_card(card: Evidence) -> None:
                 st.image(str(card.preview), caption=f"{card.name}, page {card.page}", use_container_width=True)
 
 
-def show_answer(turn: ChatTurn) -> None:
+def show_answer(turn: ChatTurn, number: int) -> None:
     """Everything after the answer's text: what kind of answer it is, timing, sources."""
     answer = turn.answer
     if turn.error:
@@ -52,16 +52,16 @@ def show_answer(turn: ChatTurn) -> None:
         with st.expander("Searched as (follow-up rewritten)"):
             st.write(turn.searched)
     for card in turn.evidence:
-        show_card(card)
+        show_card(card, key=f"card-{number}-{card.n}")
 
 
-def show_turn(turn: ChatTurn) -> None:
+def show_turn(turn: ChatTurn, number: int) -> None:
     with st.chat_message("user"):
         st.write(turn.question)
     with st.chat_message("assistant"):
         if turn.answer is not None:
             st.markdown(turn.answer.answer)
-        show_answer(turn)
+        show_answer(turn, number)
 
 
 def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
@@ -84,7 +84,7 @@ def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
             turn.evidence = ds.evidence(turn.answer, name)
         except DocstackError as exc:
             turn.error = str(exc)
-        show_answer(turn)
+        show_answer(turn, len(turns))
     return turn
 
 
@@ -103,8 +103,8 @@ def main() -> None:
             if st.button("Clear chat", use_container_width=True):
                 turns.clear()
                 st.rerun()
-    for turn in turns:
-        show_turn(turn)
+    for number, turn in enumerate(turns):
+        show_turn(turn, number)
     question = st.chat_input(f"Ask about {name}")
     if question:
         with st.chat_message("user"):
