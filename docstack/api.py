@@ -245,6 +245,13 @@ class DocStack:
         rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(model, messages, tokens, 0.0))
         return rewriter.run(question, history)
 
+    def warm_up(self) -> None:
+        """Load what a first answer needs (query embedder, the model's tokenizer, the stack
+        client) now, so the first question does not wait for it; the web app does this at start."""
+        self.embedder.embed(["warm up"])
+        profiles.token_counter(self.settings)
+        self.client  # noqa: B018 (creating it imports llama_stack_client)
+
     @cached_property
     def previews(self) -> PagePreviews:
         return PagePreviews(self.settings.home / "previews", self.settings.preview_dpi)

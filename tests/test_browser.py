@@ -87,7 +87,7 @@ def ask(page, question: str):
     timing = message.get_by_text(re.compile(r"first token .* total"))
     while timing.count() == 0:
         assert time.monotonic() < deadline, "no answer within the time limit"
-        text = message.locator('[data-testid="stMarkdownContainer"]').first
+        text = message.locator('[data-testid="stMarkdown"]').first
         lengths.append(len(text.inner_text()) if text.count() else 0)
         time.sleep(0.1)
     return message, lengths
@@ -129,7 +129,7 @@ def test_answer_streams_with_a_citation_card_and_page_preview(page, ui, plant):
     message, lengths = ask(page, "How often must the Zephyr-9 pump be serviced?")
     written = [n for n in dict.fromkeys(lengths) if n]
     assert len(written) >= 2, f"the answer did not arrive in parts: {lengths}"  # streamed, not all at once
-    assert "42" in message.locator('[data-testid="stMarkdownContainer"]').first.inner_text()
+    assert "42" in message.locator('[data-testid="stMarkdown"]').first.inner_text()
     card = message.locator('[class*="st-key-card-"]').filter(has_text="[1] plant-manual.pdf")
     assert "page 2" in card.first.inner_text()
     assert "42 days" in card.first.locator("mark").inner_text()  # the supporting sentence is marked
@@ -153,7 +153,7 @@ def test_follow_up_is_rewritten_and_cites_the_right_document(page, ui, plant):
     assert re.search(r"pump|Zephyr", rewritten, re.I), rewritten
     card = message.locator('[class*="st-key-card-"]').filter(has_text="plant-manual.pdf")
     assert "page 2" in card.first.inner_text()
-    assert "maintenance crew" in message.locator('[data-testid="stMarkdownContainer"]').first.inner_text().lower()
+    assert "maintenance crew" in message.locator('[data-testid="stMarkdown"]').first.inner_text().lower()
     shot(page, "chat-follow-up")
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import streamlit as st
 
 from docstack import DocStack
+from docstack.console import DocstackError
+
+log = logging.getLogger(__name__)
 
 # Chat options live in session_state under these keys, set on the Status page, read by Chat.
 OPTION_KEYS = ("opt_k", "opt_mode", "opt_model")
@@ -13,7 +19,17 @@ AUTO_MODEL = "(default)"
 
 @st.cache_resource
 def docstack() -> DocStack:
-    return DocStack()
+    ds = DocStack()
+    # In the background, so the first page is not held up by it.
+    threading.Thread(target=_warm_up, args=(ds,), name="docstack-warm-up", daemon=True).start()
+    return ds
+
+
+def _warm_up(ds: DocStack) -> None:
+    try:
+        ds.warm_up()
+    except DocstackError as exc:  # e.g. no model file yet: the first question will say so
+        log.info("warm-up skipped: %s", exc)
 
 
 def keep_options() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
@@ -10,14 +12,31 @@ from docstack.stack.retrieval import MODES
 from docstack.ui.common import AUTO_MODEL, docstack
 
 
-def available_models() -> tuple[list[str], str | None]:
-    """The models answers can use, or an explanation of why none can be listed."""
+def available_models() -> tuple[list[dict], str | None]:
+    """The models the stack (or, once it exists, the model router) offers, one row each, or why
+    none can be listed. Rows are whatever the API gives: ids, or records with reasons."""
     ds = docstack()
     try:
-        listed = ds.models() if hasattr(ds, "models") else ds.client.models()  # the router, once it exists
+        listed = ds.models() if hasattr(ds, "models") else ds.client.models()
     except DocstackError as exc:
         return [], str(exc)
-    return [m if isinstance(m, str) else str(getattr(m, "id", m)) for m in listed], None
+    return [_row(m) for m in listed], None
+
+
+def _row(model) -> dict:
+    if isinstance(model, str):
+        return {"model": model}
+    if isinstance(model, dict):
+        return model
+    if hasattr(model, "to_json"):
+        return model.to_json()
+    if dataclasses.is_dataclass(model):
+        return dataclasses.asdict(model)
+    return {"model": str(model)}
+
+
+def model_id(row: dict) -> str:
+    return str(next((row[k] for k in ("model", "id", "name", "model_id") if row.get(k)), row))
 
 
 def services(info: dict) -> None:
@@ -71,14 +90,17 @@ def main() -> None:
     st.title("Status")
     info = docstack().status()
     services(info)
-    models, problem = available_models()
+    rows, problem = available_models()
     st.subheader("Models")
     if problem:
         st.warning(f"No models listed: {problem}")
+    elif rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
     else:
-        st.write(", ".join(f"`{m}`" for m in models) or "none")
+        st.info("The stack serves no models.")
     indexes(info)
-    chat_options(models)
+    usable = [row for row in rows if row.get("available", True) is not False]
+    chat_options([model_id(row) for row in usable])
     safety()
 
 
