@@ -77,6 +77,17 @@ def evidence(answer: Answer, embed: Embed, previews: PagePreviews | None = None,
     return cards
 
 
+def _without_blank_bands(image, margin: int = 16):
+    """The page without the blank bands above and below its content (a short page is mostly
+    white paper), full width so the text keeps its size."""
+    from PIL import ImageOps
+
+    box = ImageOps.invert(image.convert("L")).point(lambda v: 255 if v > 16 else 0).getbbox()
+    if box is None:
+        return image
+    return image.crop((0, max(0, box[1] - margin), image.width, min(image.height, box[3] + margin)))
+
+
 class PagePreviews:
     """PNG pictures of PDF pages under `cache_dir`, rendered once per file version, page and dpi."""
 
@@ -112,6 +123,7 @@ class PagePreviews:
             image = document[page - 1].render(scale=self.dpi / 72).to_pil()
         finally:
             document.close()
+        image = _without_blank_bands(image)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.part")
         image.save(partial, format="PNG")
