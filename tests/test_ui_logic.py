@@ -71,8 +71,8 @@ def test_page_previews_render_once_and_follow_file_changes(tmp_path):
     assert picture is not None and picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     from PIL import Image
 
-    with Image.open(picture) as image:  # A4 at 50 dpi is 413 x 585; the blank lower page is cut off
-        assert image.width == 413 and image.height < 100
+    with Image.open(picture) as image:  # A4 at 50 dpi is about 413 x 585; the blank lower page is cut off
+        assert image.width in (413, 414) and image.height < 100
     made = picture.stat().st_mtime_ns
     assert previews.page(pdf, 2) == picture and picture.stat().st_mtime_ns == made  # cached, not redrawn
     write_pdf(pdf, ["new first page", "new second page"])
