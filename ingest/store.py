@@ -188,6 +188,12 @@ class ChunkStore:
         )
         return {row[0]: StoredChunk(*row) for row in rows}
 
+    def paths(self, ids: Sequence[int]) -> dict[int, str]:
+        """The resolved file path each chunk came from (`source` is the path as it was given)."""
+        ids = [int(i) for i in ids]
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, path FROM chunks WHERE id IN ({marks})", ids)) if ids else {}
+
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
         ids = [int(i) for i in ids]

@@ -61,6 +61,10 @@ class Router:
             )
         return route
 
+    def pick(self, requested: str | None = None) -> ModelSpec:
+        """The model that answers a request with no passages (a follow-up's rewriting, say)."""
+        return self._candidates(requested, vision=False)[0]
+
     def _candidates(self, requested: str | None, vision: bool) -> list[ModelSpec]:
         serving = [s for s in self.specs if s.stack_id in self.available]
         if vision:

@@ -75,3 +75,12 @@ def test_unknown_collection_is_one_clear_line(tmp_path):
     result = run(["search", "x", "--collection", "nope"], tmp_path / "home")
     assert result.returncode != 0
     assert "collection 'nope' does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_status_json_names_the_ui_the_stack_and_the_profile(tmp_path):
+    result = run(["status", "--json"], tmp_path / "home")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["profile"] == "embedded"
+    assert info["ui"]["url"].startswith("http://127.0.0.1:") and info["ui"]["running"] is False
+    assert info["stack"]["url"].startswith("http://127.0.0.1:") and info["stack"]["healthy"] is False

@@ -96,6 +96,6 @@ def test_web_page_answers_with_file_and_page(running_stack, corpus, monkeypatch)
     page.sidebar.selectbox[0].set_value("plant").run()
     page.chat_input[0].set_value("How often must the Zephyr-9 pump be serviced?").run()
     assert not page.exception, page.exception
-    labels = [e.label for e in page.expander]
-    assert labels and labels[0] == "[1] plant-manual.pdf, page 2", labels
+    cards = [m.value for m in page.markdown if m.value.startswith("**[")]
+    assert cards and cards[0] == "**[1] plant-manual.pdf** · page 2", cards
     assert any("42" in m.value for m in page.markdown)

@@ -1,0 +1,115 @@
+"""Chat: ask about a collection, read the streamed answer and check its sources."""
+
+from __future__ import annotations
+
+import html
+import re
+from itertools import chain
+
+import streamlit as st
+
+from docstack.console import DocstackError
+from docstack.stack.evidence import Evidence
+from docstack.ui.common import collection, docstack, options
+from docstack.ui.transcript import ChatTurn, blocked, history, refusal, timing, to_markdown
+
+_SOFT_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
+
+
+def passage_html(card: Evidence) -> str:
+    """The passage with its best sentence marked; a PDF's hard line breaks become spaces."""
+    before, match, after = (html.escape(_SOFT_BREAK.sub(" ", part)) for part in (card.before, card.match, card.after))
+    return f'<div class="passage" style="white-space: pre-line">{before}<mark>{match}</mark>{after}</div>'
+
+
+def show_card(card: Evidence, key: str) -> None:
+    with st.container(border=True, key=key):  # the key gives the card a class: st-key-card-...
+        text, picture = st.columns([3, 1]) if card.preview else (st.container(), None)
+        with text:
+            st.markdown(f"**[{card.n}] {card.name}**" + (f" · page {card.page}" if card.page else ""))
+            if card.section:
+                st.caption(card.section)
+            st.markdown(passage_html(card), unsafe_allow_html=True)
+            st.caption(card.source)
+        if picture is not None:
+            with picture:
+                st.image(str(card.preview), caption=f"{card.name}, page {card.page}", use_container_width=True)
+
+
+def show_answer(turn: ChatTurn, number: int) -> None:
+    """Everything after the answer's text: what kind of answer it is, timing, sources."""
+    answer = turn.answer
+    if turn.error:
+        st.error(turn.error)
+        return
+    verdict = blocked(answer)
+    if verdict:
+        st.error(refusal(verdict))
+    elif answer.abstained:
+        st.warning("Not answered: the documents do not contain the answer.")
+    st.caption(timing(answer))
+    if turn.rewritten:
+        with st.expander("Searched as (follow-up rewritten)"):
+            st.write(turn.searched)
+    for card in turn.evidence:
+        show_card(card, key=f"card-{number}-{card.n}")
+
+
+def show_turn(turn: ChatTurn, number: int) -> None:
+    with st.chat_message("user"):
+        st.write(turn.question)
+    with st.chat_message("assistant"):
+        if turn.answer is not None:
+            st.markdown(turn.answer.answer)
+        show_answer(turn, number)
+
+
+def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
+    ds = docstack()
+    k, mode, model = options(ds)
+    turn = ChatTurn(question, question)
+    with st.chat_message("assistant"):
+        text = st.empty()
+        try:
+            if turns:
+                with st.spinner("Reading the conversation…"):
+                    turn.searched = ds.rewrite(question, history(turns), model)
+            with st.spinner("Searching and reading…"):
+                stream = ds.stream(turn.searched, collection=name, model=model, k=k, mode=mode)
+                tokens = iter(stream)
+                first = next(tokens, "")  # the spinner stays until the first token
+            text.write_stream(chain([first], tokens))
+            turn.answer = stream.answer
+            text.markdown(turn.answer.answer)  # now with its [n] citation markers
+            turn.evidence = ds.evidence(turn.answer, name)
+        except DocstackError as exc:
+            turn.error = str(exc)
+        show_answer(turn, len(turns))
+    return turn
+
+
+def main() -> None:
+    name = collection()
+    st.title("Chat")
+    if name is None:
+        st.info("No documents yet: add some on the Documents page.")
+        st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder:")
+        return
+    turns: list[ChatTurn] = st.session_state.setdefault("chats", {}).setdefault(name, [])
+    with st.sidebar:
+        if turns:
+            st.download_button("Export chat (Markdown)", to_markdown(turns, name), file_name=f"docstack-{name}.md",
+                               mime="text/markdown", use_container_width=True)
+            if st.button("Clear chat", use_container_width=True):
+                turns.clear()
+                st.rerun()
+    for number, turn in enumerate(turns):
+        show_turn(turn, number)
+    question = st.chat_input(f"Ask about {name}")
+    if question:
+        with st.chat_message("user"):
+            st.write(question)
+        turns.append(ask(question, name, turns))
+
+
+main()

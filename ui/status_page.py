@@ -1,0 +1,88 @@
+"""Status and settings: what runs, which models the stack serves, index sizes, chat options."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from docstack.console import DocstackError
+from docstack.stack.retrieval import MODES
+from docstack.ui.common import AUTO_MODEL, docstack
+
+
+def available_models() -> tuple[list[dict], str | None]:
+    """The profile's catalogue models, one row each with whether it can answer now or why not."""
+    try:
+        statuses = docstack().models()
+    except DocstackError as exc:
+        return [], str(exc)
+    return [{"model": s.spec.id, "role": s.spec.role, "size": f"{s.spec.parameters_b:g}B",
+             "window": s.spec.context, "vision": s.spec.vision, "usable": s.usable, "status": s.reason}
+            for s in statuses], None
+
+
+def services(info: dict) -> None:
+    st.subheader("Services")
+    st.write(f"Profile **{info['profile']}** · default model `{info['default_model']}` · data in `{info['home']}`")
+    rows = []
+    for name in ("model", "stack", "ui"):
+        s = info.get(name) or {}
+        state = "healthy" if s.get("healthy") else ("starting or failing" if s.get("running") else "not running")
+        rows.append({"service": name, "state": state, "url": s.get("url"), "pid": s.get("pid"), "log": s.get("log")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+
+
+def indexes(info: dict) -> None:
+    st.subheader("Collections")
+    ds = docstack()
+    rows = [{"collection": name, **stats, "on disk (MB)": round(ds.index_bytes(name) / 2**20, 2)}
+            for name, stats in info["collections"].items()]
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    else:
+        st.info("No collections yet.")
+
+
+def chat_options(models: list[str]) -> None:
+    st.subheader("Chat options")
+    ds = docstack()
+    st.session_state.setdefault("opt_k", ds.settings.ask_k)
+    st.session_state.setdefault("opt_mode", ds.settings.search_mode)
+    st.session_state.setdefault("opt_model", AUTO_MODEL)
+    st.slider("Passages the model reads (k)", 1, 10, key="opt_k",
+              help="More passages: more context, slower answers (about 2 s each on the embedded model).")
+    st.selectbox("Search mode", MODES, key="opt_mode")
+    choices = [AUTO_MODEL, *models]
+    if st.session_state["opt_model"] not in choices:
+        st.session_state["opt_model"] = AUTO_MODEL
+    st.selectbox("Model", choices, key="opt_model")
+
+
+def safety() -> None:
+    st.subheader("Safety policy")
+    ds = docstack()
+    policy = getattr(ds, "safety_policy", None)
+    if policy is None:
+        st.caption("No safety checks in this build.")
+    else:
+        st.write(policy() if callable(policy) else policy)
+
+
+def main() -> None:
+    st.title("Status")
+    info = docstack().status()
+    services(info)
+    rows, problem = available_models()
+    st.subheader("Models")
+    if problem:
+        st.warning(f"No models listed: {problem}")
+    elif rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    else:
+        st.info("The stack serves no models.")
+    indexes(info)
+    chat_options([row["model"] for row in rows if row["usable"] and row["role"] == "answer"])
+    safety()
+
+
+main()
