@@ -24,7 +24,9 @@ from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
 from docstack.ingest.store import ChunkStore
 from docstack.stack import profiles
 from docstack.stack.client import StackClient
-from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, PromptBuilder, cite, is_abstention
+from docstack.safety.base import SafetyReport, Verdict
+from docstack.safety.guard import Guard, Shields, refusal
+from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT, Answer, AnswerStream, PromptBuilder, cite, is_abstention
 from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
 from docstack.stack.services import ServiceManager, ServiceState
@@ -75,7 +77,8 @@ class DocStack:
         """Add files and folders; with `sync`, also forget files gone from the given folders."""
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
         store = self.store(collection, create=True)
-        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch)
+        screen = self.shields.chunk_verdict if self.shields else None
+        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=screen)
         return ingestor.run(paths, store, on_progress, sync=sync)
 
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
@@ -121,6 +124,30 @@ class DocStack:
         retriever = Retriever(self.store(collection), self.embedder, self.reranker)
         return retriever.run(query, k or self.settings.top_k, mode or self.settings.search_mode, filters)
 
+    # -- safety --------------------------------------------------------------------------
+    @cached_property
+    def shields(self) -> Shields | None:
+        """The safety shields (None with DOCSTACK_SAFETY=false)."""
+        if not self.settings.safety:
+            return None
+        return Shields(self.settings, SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT])
+
+    def guard(self, collection: str | None = None) -> Guard | None:
+        return self.shields.guard(collection or self.settings.collection) if self.shields else None
+
+    def check(self, text: str, stage: str = "input", collection: str | None = None) -> Verdict:
+        """One text through one stage's shields and the policy (`docstack safety check`)."""
+        if self.shields is None:
+            raise DocstackError("safety shields are off (DOCSTACK_SAFETY=false)")
+        return self.shields.guard(collection or self.settings.collection).check(text, stage)
+
+    def safety_status(self) -> dict:
+        if self.shields is None:
+            return {"enabled": False}
+        return {"enabled": True, "policy": self.shields.base_policy.source, "policy_version":
+                self.shields.base_policy.version, "harmful_content": self.shields.harmful_check,
+                "llama_guard": self.settings.safety_llama_guard, "audit_log": str(self.shields.audit.path)}
+
     # -- answers -------------------------------------------------------------------------
     @cached_property
     def client(self) -> StackClient:
@@ -130,8 +157,18 @@ class DocStack:
         self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
         mode: Mode | None = None, filters: Filters | None = None,
     ) -> AnswerStream:
-        """The answer as it is written; iterate it for text, then read `.answer`."""
+        """The answer as it is written; iterate it for text, then read `.answer`.
+
+        With shields on, the question is checked first (a blocked question never reaches the stack),
+        flagged chunks are dropped or quoted, and the answer is redacted sentence by sentence."""
         started = time.perf_counter()
+        safety = SafetyReport()
+        guard = self.guard(collection)
+        if guard is not None:
+            verdict = guard.check_input(question)
+            safety.record(verdict)
+            if verdict.blocked:
+                return self._refused(verdict, safety, model or self.settings.model_id, started)
         model = model or self._default_model()
         hits = self.search(question, collection, k or self.settings.ask_k, mode, filters)
         builder = PromptBuilder(
@@ -139,13 +176,24 @@ class DocStack:
         )
         # Nothing close enough to the question: abstain without asking the model to guess.
         evidence = [h for h in hits if h.score >= self.settings.min_score]
-        prompt = builder.run(question, evidence)
+        quoted: set[int] = set()
+        if guard is not None:
+            screened = guard.screen(evidence, self.store(collection).safety([h.chunk_id for h in evidence]))
+            evidence, quoted = screened.hits, screened.quoted
+            safety.dropped_chunks = len(screened.dropped)
+        prompt = builder.run(question, evidence, quoted)
+        output = guard.output(prompt.hits, screened.tokens) if guard is not None and prompt.hits else None
 
         def finish(text: str, first_token: float | None) -> Answer:
             text = text.strip()
+            if output is not None:
+                safety.redactions += output.report.redactions
+                if output.report.blocked:
+                    safety.blocked, safety.stage = True, output.report.stage
+                    safety.category, safety.shield = output.report.category, output.report.shield
             abstained = not prompt.hits or is_abstention(text)
             citations: list = []
-            if not abstained:
+            if not abstained and not safety.blocked:
                 vectors = self.store(collection).vectors([h.chunk_id for h in prompt.hits])
                 text, citations = cite(text, prompt.hits, self.embedder.embed, vectors)
             return Answer(
@@ -157,6 +205,7 @@ class DocStack:
                 first_token_seconds=None if first_token is None else round(first_token, 3),
                 prompt_tokens=prompt.tokens,
                 context=prompt.hits,
+                safety=safety,
             )
 
         if not prompt.hits:
@@ -164,7 +213,19 @@ class DocStack:
         deltas = self.client.chat_stream(
             model, prompt.messages, self.settings.max_answer_tokens, self.settings.temperature
         )
-        return AnswerStream(deltas, finish)
+        return AnswerStream(output.filter(deltas) if output is not None else deltas, finish)
+
+    @staticmethod
+    def _refused(verdict: Verdict, safety: SafetyReport, model: str, started: float) -> AnswerStream:
+        """A blocked question: the refusal names the stage and category; the stack is never called."""
+        text = refusal(verdict)
+
+        def finish(_text: str, first_token: float | None) -> Answer:
+            return Answer(answer=text, citations=[], model=model, abstained=False,
+                          seconds=round(time.perf_counter() - started, 3), first_token_seconds=first_token,
+                          safety=safety)
+
+        return AnswerStream(iter([text]), finish)
 
     def ask(self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
             mode: Mode | None = None, filters: Filters | None = None) -> Answer:
@@ -205,6 +266,7 @@ class DocStack:
             "profile": profile,
             "home": str(self.settings.home),
             "default_model": self.settings.model_id,
+            "safety": self.safety_status(),
             **{name: state.to_json() for name, state in states.items()},
             "collections": self.collections(),
         }

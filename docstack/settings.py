@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     max_answer_tokens: int = 384
     temperature: float = 0.0
 
+    # Safety shields on every ask (input, retrieved chunks, output); see safety/policy.yaml.
+    safety: bool = True
+    safety_policy: Path | None = Field(default=None, description="a policy YAML instead of safety/policy.yaml")
+    safety_names: bool = Field(default=True, description="detect people's names with spaCy (loads in ~4 s)")
+    # A Llama Guard shield registered in the stack (ollama/vllm/cloud profiles), e.g. "llama-guard".
+    safety_llama_guard: str | None = None
+
     # Services started by `docstack up`.
     profile: str = "embedded"
     host: str = "127.0.0.1"
