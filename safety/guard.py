@@ -40,8 +40,10 @@ def refusal(verdict: Verdict) -> str:
 class Shields:
     """The detectors, loaded once (some take seconds) and shared by every guard."""
 
-    def __init__(self, settings: Settings, system_prompt: str = "", allowed_prompt_text: Sequence[str] = ()):
+    def __init__(self, settings: Settings, system_prompt: str = "", allowed_prompt_text: Sequence[str] = (),
+                 embedder=None):
         self.settings = settings
+        self.embedder = embedder  # the project's MiniLM, for the injection classifier (None: no classifier)
         self.base_policy = Policy.load(settings.safety_policy, settings.profile)
         self.rules = RuleShield()
         self.harmful = HarmfulShield()
@@ -54,6 +56,15 @@ class Shields:
     @cached_property
     def guardrail(self) -> GuardrailShield:
         return GuardrailShield(self.base_policy.thresholds.get("prompt_guardrail", 0.9))
+
+    @cached_property
+    def classifier(self):
+        if self.embedder is None or not self.base_policy.shields.get("classifier", True):
+            return None
+        from docstack.safety.classifier import EmbeddingClassifier
+
+        return EmbeddingClassifier(self.embedder.embed, self.embedder.name, self.settings.home / "safety",
+                                   self.base_policy.thresholds.get("classifier", 0.85))
 
     @cached_property
     def pii(self) -> PIIShield:
@@ -140,6 +151,8 @@ class Guard:
         """Cheap shields first; the first one whose finding the policy blocks settles it."""
         verdicts: list[Verdict] = []
         shields = [self.shields.rules, self.shields.harmful, self.shields.guardrail]
+        if self.shields.classifier is not None:
+            shields.append(self.shields.classifier)
         if self.shields.llama_guard is not None:
             shields.append(self.shields.llama_guard)
         for shield in shields:
