@@ -73,6 +73,7 @@ def services(settings: Settings, with_ui: bool = True, resolve: bool = True) -> 
             "DOCSTACK_MODEL_URL": settings.model_url,
             "DOCSTACK_MODEL_ALIAS": settings.model_alias,
             "DOCSTACK_STACK_STORE": str(settings.home / "stack"),
+            "DOCSTACK_HOME": str(settings.home),  # the docstack safety provider's audit log and caches
             "DOCSTACK_HOST": host,
             "DOCSTACK_STACK_PORT": str(settings.stack_port),
             "TIKTOKEN_CACHE_DIR": str(settings.home / "tiktoken"),
