@@ -137,8 +137,27 @@ def _printable(raw: bytes) -> str | None:
     return text if text and letters / len(text) > 0.8 else None
 
 
+_STOPWORDS = frozenset("the a an and or to of in is are was be it that this for on with you your as at by not i".split())
+_WORD = re.compile(r"[^\W\d_]+|\d+")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
+_LEET_WORDS = re.compile(r"\b[a-z]*[a-z][0-9@$!][a-z0-9@$!]*\b|\b[0-9@$][a-z]+\w*", re.I)
+_SPACED_RUN = re.compile(r"(?:\b\w[ \-_.*]){4,}\w\b")
+
+
+def _gibberish(text: str) -> str:
+    """The sentences that do not read as language (few common words): where ROT13 or reversed text hides."""
+    odd = []
+    for sentence in _SENTENCE.findall(text):
+        words = [w.lower() for w in _WORD.findall(sentence)]
+        if len(words) >= 3 and sum(w in _STOPWORDS for w in words) / len(words) < 0.12:
+            odd.append(sentence.strip())
+    return " ".join(odd)
+
+
 def variants(text: str) -> list[tuple[str, str]]:
-    """(how, text) pairs: the text itself, then each way it might be hiding an instruction."""
+    """(how, text) pairs: the text itself, then each way it might be hiding an instruction. Costly
+    variants are only made when the text shows the sign of one (digits inside words, letters spaced out,
+    sentences that are not language), so long ordinary chunks are checked quickly."""
     out = [("plain", unicodedata.normalize("NFKC", text))]
     for match in _BASE64.finditer(text):
         token = match.group()
@@ -152,14 +171,17 @@ def variants(text: str) -> list[tuple[str, str]]:
         decoded = _printable(bytes.fromhex(match.group()))
         if decoded:
             out.append(("hex", decoded))
-    out.append(("rot13", codecs.decode(text, "rot13")))
-    if any(c.isdigit() or c in "@$!" for c in text):
+    odd = _gibberish(text)
+    if odd:
+        out.append(("rot13", codecs.decode(odd, "rot13")))
+        out.append(("reversed", odd[::-1]))
+    if len(_LEET_WORDS.findall(text)) >= 2:
         out.append(("leetspeak", text.lower().translate(_LEET)))
-    for spaced in _SPACED:
-        despaced = spaced.sub("", text)
-        if despaced != text:
-            out.append(("spaced", " ".join(despaced.split())))
-    out.append(("reversed", text[::-1]))
+    if _SPACED_RUN.search(text):
+        for spaced in _SPACED:
+            despaced = spaced.sub("", text)
+            if despaced != text:
+                out.append(("spaced", " ".join(despaced.split())))
     return out
 
 
