@@ -15,16 +15,29 @@ from docstack.safety.base import Finding, Verdict
 from docstack.safety.injection import RuleShield
 
 # Text addressed to the model that reads the document, not to the human reader.
+_MACHINE = (r"(?:chat ?bots?|bots?|chat assistants?|ai assistants?|assistants?|ai models?|(?:large )?language models?|"
+            r"llms?|models?|ai|gpts?|copilots?)")
+_TELL = (r"(?:respond|reply|answer|output|write|add|insert|include|mention|say|recommend|print|append|forget|ignore|"
+         r"disregard|tell|send|visit|end with|begin with|must|should|shall|need to|have to|are required to)")
 PLANTED = [
     re.compile(r"\b(?:note|message|instructions?|attention|reminder)s?\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
                r"(?:ai|a\.i\.|assistants?|language models?|llms?|models?|chat ?bots?|gpts?|copilots?)\b", re.I),
-    re.compile(r"\b(?:ai|assistants?|language models?|llms?|chat ?bots?|the model)\b\W{0,3}(?:\w+\W+){0,4}?"
-               r"(?:you\s+)?(?:must|should|shall|need to|are required to|have to)\b", re.I),
+    # a machine addressed by name: "AI assistant, you must...", "Chat assistants: respond...", "Dear model, ..."
+    re.compile(r"(?:^|[.!?\]\n]\s*|\b(?:dear|hey|hello|attention)\s+)(?:the\s+|all\s+|any\s+)?" + _MACHINE +
+               r"\s*[,:]\s*(?:\w+\W+){0,6}?" + _TELL + r"\b", re.I),
+    re.compile(r"\bif (?:a|an|any|the|you are an?) (?:bot|ai|model|assistant|llm|language model|chatbot)\b.{0,40}?"
+               r"\b(?:reads?|reading|process\w*|summari[sz]\w*|sees?)\b", re.I | re.S),
+    re.compile(r"\b(?:whoever|anyone who|any automated \w+|(?:ai|model|bot|assistant|llm)s? (?:reading|processing|"
+               r"summari[sz]ing))\b.{0,60}?\b(?:should|must|is instructed|are instructed|needs? to)\b|"
+               r"\bsummar(?:y|ies) of this (?:page|document|file|text) (?:must|should)\b", re.I | re.S),
     re.compile(r"\b(?:when|if|before|after)\s+(?:you\s+)?(?:answer|summari[sz]|respond|reply|read)\w*\b.{0,80}?"
-               r"\b(?:the assistant|you must|you should|always|append|include|print|say|output)\b", re.I | re.S),
+               r"\b(?:the assistant|you must|you should|always append|always include)\b", re.I | re.S),
     re.compile(r"\b(?:reply|respond|answer)\s+(?:only\s+)?with\s+(?:the\s+)?(?:code|token|word|phrase|string)\b|"
                r"\bthe correct answer is always\b|\bdo not mention this (?:instruction|note|message)\b", re.I),
-    re.compile(r"<!--.*?\b(?:assistant|ai|model|instruction|ignore|disregard|system)\b.*?-->", re.I | re.S),
+    # an HTML comment (invisible when rendered) that speaks to a machine or overrides instructions
+    re.compile(r"<!--(?:(?!-->).)*?\b(?:assistant|ai|llm|chatbot|model)\b(?:(?!-->).){0,60}?\b(?:must|should|ignore|"
+               r"disregard|reply|respond|output|say|print)\b(?:(?!-->).)*-->|<!--(?:(?!-->).)*?\b(?:ignore|disregard)"
+               r"\b(?:(?!-->).)*?\b(?:instructions|rules|question)\b(?:(?!-->).)*-->", re.I | re.S),
     re.compile(r"\b(?:tell|inform|warn)\s+the\s+user\b.{0,80}\b(?:log ?in|visit|click|go to|account|locked|verify)", re.I | re.S),
 ]
 # A markdown image whose URL carries data out ("?q=..."), or any image pointing at a query string.
@@ -71,7 +84,7 @@ class ContextShield:
     stages = ("context",)
 
     def __init__(self, rules: RuleShield | None = None):
-        self.rules = rules or RuleShield()
+        self.rules = rules or RuleShield(strict=True)
 
     def run(self, text: str, stage: str = "context") -> Verdict:
         findings: list[Finding] = []

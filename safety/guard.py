@@ -47,7 +47,7 @@ class Shields:
         self.base_policy = Policy.load(settings.safety_policy, settings.profile)
         self.rules = RuleShield()
         self.harmful = HarmfulShield()
-        self.context = ContextShield(self.rules)
+        self.context = ContextShield()
         self.secrets = SecretShield()
         self.system_prompt = system_prompt
         self.allowed_prompt_text = allowed_prompt_text

@@ -31,10 +31,16 @@ _TARGET = (r"(?:(?:all|any|the|your|my|its|these|those|of)\s+)*(?:(?:previous|pr
            r"system (?:message|prompt)|programming|training|everything(?: (?:above|before|you were told))?|"
            r"(?:the )?(?:documents?|excerpts|context))\b")
 
+# In documents, "skip prompts" or "forget documents" are ordinary prose; an override there must name instructions.
+STRICT_OVERRIDE = re.compile(r"\b(?:ignore|ignoring|disregard|forget)\b(?:\W+\w+){0,3}?\W+(?:(?:all|any|the|your|its|of)\s+)*"
+                             r"(?:previous|prior|above|earlier|preceding|original|initial|system|safety)\s+"
+                             r"(?:instructions?|directions?|directives?|rules|guidelines|prompts?)\b", _I)
+LOOSE_OVERRIDE = re.compile(rf"\b(?:ignore|ignoring|disregard|forget|skip|cancel|drop|bypass|override|overrule|"
+                            rf"neglect|abandon)\b(?:\W+\w+){{0,3}}?\W+{_TARGET}", _I)
+
 RULES: list[tuple[str, re.Pattern, float]] = [
     # instruction overrides
-    ("injection", re.compile(rf"\b(?:ignore|ignoring|disregard|forget|skip|cancel|drop|bypass|override|overrule|"
-                             rf"neglect|abandon)\b(?:\W+\w+){{0,3}}?\W+{_TARGET}", _I), 0.95),
+    ("injection", LOOSE_OVERRIDE, 0.95),
     ("injection", re.compile(r"\b(?:do not|don't|never|stop)\s+(?:follow|obey|listen to|use)\w*\s+(?:your|the|any|its)\s+"
                              r"(?:instructions|rules|guidelines|documents|excerpts|operators|developers)", _I), 0.9),
     ("injection", re.compile(r"\bnever\s+(?:follows?|obeys?)\s+(?:the|your|any)\s+(?:instructions|rules)", _I), 0.9),
@@ -186,10 +192,18 @@ def variants(text: str) -> list[tuple[str, str]]:
 
 
 class RuleShield:
-    """Regular expressions for the shapes above, on the text and its decoded variants."""
+    """Regular expressions for the shapes above, on the text and its decoded variants. `strict` (for
+    documents): overrides must name instructions, and requests for the prompt or data are not looked
+    for ("your configuration" is ordinary in a manual)."""
 
     name = "rules"
     stages = ("input", "context")
+
+    def __init__(self, strict: bool = False):
+        self.rules = RULES
+        if strict:
+            self.rules = [("injection", STRICT_OVERRIDE, 0.95)] + [
+                r for r in RULES if r[1] is not LOOSE_OVERRIDE and r[0] in ("injection", "jailbreak")]
 
     def run(self, text: str, stage: str) -> Verdict:
         findings = self._scan(text)
@@ -203,7 +217,7 @@ class RuleShield:
     def _scan(self, text: str) -> list[Finding]:
         findings: list[Finding] = []
         for how, variant in variants(text):
-            for category, pattern, score in RULES:
+            for category, pattern, score in self.rules:
                 match = pattern.search(variant)
                 if match:
                     findings.append(self._finding(category, score, how, match))
