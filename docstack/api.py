@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -130,7 +131,7 @@ class DocStack:
         """The safety shields (None with DOCSTACK_SAFETY=false)."""
         if not self.settings.safety:
             return None
-        return Shields(self.settings, SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT])
+        return Shields(self.settings, SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT], embedder=self.embedder)
 
     def guard(self, collection: str | None = None) -> Guard | None:
         return self.shields.guard(collection or self.settings.collection) if self.shields else None
@@ -181,6 +182,7 @@ class DocStack:
             screened = guard.screen(evidence, self.store(collection).safety([h.chunk_id for h in evidence]))
             evidence, quoted = screened.hits, screened.quoted
             safety.dropped_chunks = len(screened.dropped)
+            safety.redactions += len(screened.stripped)  # passages packed without their flagged sentences
         prompt = builder.run(question, evidence, quoted)
         output = guard.output(prompt.hits, screened.tokens) if guard is not None and prompt.hits else None
 
@@ -196,6 +198,8 @@ class DocStack:
             if not abstained and not safety.blocked:
                 vectors = self.store(collection).vectors([h.chunk_id for h in prompt.hits])
                 text, citations = cite(text, prompt.hits, self.embedder.embed, vectors)
+                if output is not None:  # a citation quotes its passage: the same redactions apply
+                    citations = [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations]
             return Answer(
                 answer=text if prompt.hits else ABSTAIN_TEXT,
                 citations=citations,

@@ -47,6 +47,8 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|font-size\s*:\s*0|visibility\s*:\
 # Codes that a planted instruction asks the model to repeat: CANARY-1F4C-ZQ, PINEAPPLE-4417...
 CANARY = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,}(?:-[A-Z0-9]{2,}){1,4}\b")
 URL = re.compile(r"https?://[^\s)\]>\"']+", re.I)
+HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_SENTENCES = re.compile(r".+?(?:[.!?]+(?=\s)|\n|$)", re.S)
 
 
 @dataclass
@@ -101,6 +103,15 @@ class ContextShield:
             elif ruled.flagged and ruled.category in ("injection", "jailbreak", "prompt_extraction"):
                 findings.append(Finding("planted_instruction", ruled.score or 0.9, shield=ruled.shield))
         return Verdict.of(self.name, stage, text, findings)
+
+    def strip(self, text: str, verdict: ChunkVerdict) -> str:
+        """The chunk without what made it flagged: HTML comments, hidden characters, and every sentence
+        that the checks flag or that carries one of its canaries or links. Empty if nothing is left."""
+        text = HIDDEN.sub("", HTML_COMMENT.sub(" ", text))
+        tokens = [*verdict.canaries, *verdict.links]
+        kept = [s for s in _SENTENCES.findall(text)
+                if s.strip() and not any(t in s for t in tokens) and not self.run(s).flagged]
+        return "".join(kept).strip()
 
     def verdict(self, text: str, version: str) -> ChunkVerdict:
         v = self.run(text)

@@ -10,6 +10,7 @@ and applies the policy to what they find.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -107,6 +108,7 @@ class Screened:
     hits: list
     quoted: set[int] = field(default_factory=set)
     dropped: list[int] = field(default_factory=list)
+    stripped: list[int] = field(default_factory=list)  # packed without their flagged sentences
     tokens: set[str] = field(default_factory=set)  # canaries and links of flagged chunks
 
 
@@ -177,6 +179,13 @@ class Guard:
                 result.tokens.update(verdict.links)
                 self.shields.audit.write("context", hit.text, action, verdict.category, verdict.shield,
                                          self.collection, [hit.chunk_id], verdict.score)
+            if action == "strip":
+                text = self.shields.context.strip(hit.text, verdict)
+                if text:
+                    result.stripped.append(hit.chunk_id)
+                    result.hits.append(dataclasses.replace(hit, text=text))
+                    continue
+                action = "drop"  # nothing but the planted text
             if action in ("drop", "block"):
                 result.dropped.append(hit.chunk_id)
                 continue
@@ -262,6 +271,12 @@ class OutputFilter:
         if final and self.guard.shields.llama_guard is not None and self._check_llama_guard() is None:
             return None
         return verdict.text
+
+    def scrub(self, text: str) -> str:
+        """`text` with what the output policy redacts removed, never blocked (citations' passages)."""
+        verdicts = self.guard._output_verdicts(text, self.links, self.canary)
+        return self.guard.decide("output", text, [v for v in verdicts if v.shield != "harmful-keywords"],
+                                 audit=False).text
 
     def _check_llama_guard(self) -> str | None:
         """Llama Guard reads the whole answer once, at the end (a model call per sentence is too slow)."""

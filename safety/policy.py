@@ -14,11 +14,11 @@ from docstack.console import DocstackError
 from docstack.safety.base import STAGES
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
-ACTIONS = ("block", "redact", "drop", "quote", "warn", "allow")
+ACTIONS = ("block", "redact", "drop", "strip", "quote", "warn", "allow")
 # Bump when a shield's rules change: stored chunk verdicts made under another version are re-checked.
 RULES_VERSION = "1"
 # Severity, to report the strongest action when several findings disagree.
-SEVERITY = {"block": 5, "drop": 4, "redact": 3, "quote": 2, "warn": 1, "allow": 0}
+SEVERITY = {"block": 6, "drop": 5, "strip": 4, "redact": 3, "quote": 2, "warn": 1, "allow": 0}
 
 
 @dataclass(frozen=True)

@@ -188,8 +188,14 @@ def test_ingest_stores_verdicts_and_the_ask_drops_the_planted_chunk(docstack, tm
     assert "category" not in json.loads(verdicts[str(docs / "hours.md")])
     hits = docstack.search("When does the Porto office open?", collection="offices")
     screened = docstack.guard("offices").screen(hits, store.safety([h.chunk_id for h in hits]))
-    assert [h.source for h in screened.hits] == [str(docs / "hours.md")]
-    assert len(screened.dropped) == 1 and "CANARY-1234-ZQ" in screened.tokens
+    packed = {h.source: h.text for h in screened.hits}
+    # the default policy strips the planted sentence and keeps the rest of the passage
+    assert packed[str(docs / "planted.md")] == "The Porto office opens at 9:00."
+    assert len(screened.stripped) == 1 and not screened.dropped and "CANARY-1234-ZQ" in screened.tokens
+    strict = docstack.shields.guard("offices")
+    strict.policy.stages["context"]["planted_instruction"] = "drop"
+    dropped = strict.screen(hits, store.safety([h.chunk_id for h in hits]))
+    assert [h.source for h in dropped.hits] == [str(docs / "hours.md")] and len(dropped.dropped) == 1
 
 
 def test_schema_2_store_is_migrated_in_place(docstack, tmp_path):
@@ -208,7 +214,8 @@ def test_schema_2_store_is_migrated_in_place(docstack, tmp_path):
     assert store.stats()["chunks"] == 1 and set(store.safety(store.filter_ids()).values()) == {None}
     hits = fresh.search("pump oil", collection="old")
     screened = fresh.guard("old").screen(hits, store.safety([h.chunk_id for h in hits]))
-    assert screened.dropped == [hits[0].chunk_id]  # checked at query time instead
+    assert screened.stripped == [hits[0].chunk_id]  # checked at query time instead
+    assert screened.hits[0].text == "The pump needs oil."
 
 
 def test_a_blocked_ask_names_stage_and_category_without_a_stack(docstack):
