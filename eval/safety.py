@@ -17,7 +17,7 @@ import json
 import random
 import statistics
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,6 +74,8 @@ def shields_only(ds, cases: list[dict], on_progress: Progress | None = None) -> 
         if document and not verdict.blocked:
             hit = Hit(int(hashlib.sha256(document.encode()).hexdigest()[:8], 16), case["id"], None, None, 1.0, document)
             screened = guard.screen([hit], {hit.chunk_id: shields.chunk_verdict(document)})
+            row["context"] = ("dropped" if screened.dropped else "stripped" if screened.stripped else
+                              "quoted" if screened.quoted else None)
             if screened.dropped:
                 row["stage"] = "context"
             else:
@@ -105,6 +107,8 @@ def summarise(rows: list[dict]) -> dict:
             "kind": kind, "cases": len(group),
             "block_rate" if kind == "attack" else "false_refusals": round(stopped / len(group), 3),
             "input_ms_median": round(statistics.median(r["input_ms"] for r in group), 2),
+            "stopped_at": dict(Counter(r["stage"] for r in group if r["stage"])),
+            "context_flagged": sum(bool(r.get("context")) for r in group),
         }
     attacks = [r for r in rows if r["kind"] == "attack"]
     benign = [r for r in rows if r["kind"] == "benign"]

@@ -56,7 +56,7 @@ class Shields:
 
     @cached_property
     def guardrail(self) -> GuardrailShield:
-        return GuardrailShield(self.base_policy.thresholds.get("prompt_guardrail", 0.9))
+        return GuardrailShield(self.base_policy.thresholds.get("prompt_guardrail", 0.5))
 
     @cached_property
     def classifier(self):
@@ -89,7 +89,8 @@ class Shields:
 
     def warm(self) -> None:
         """Load what loads slowly (spaCy starts in the background)."""
-        self.guardrail._detect
+        if self.base_policy.shields.get("prompt_guardrail", True):
+            self.guardrail._detect
         self.pii
 
     def guard(self, collection: str | None = None) -> Guard:
@@ -152,7 +153,9 @@ class Guard:
     def check_input(self, text: str) -> Verdict:
         """Cheap shields first; the first one whose finding the policy blocks settles it."""
         verdicts: list[Verdict] = []
-        shields = [self.shields.rules, self.shields.harmful, self.shields.guardrail]
+        shields = [self.shields.rules, self.shields.harmful]
+        if self.policy.shields.get("prompt_guardrail", True):
+            shields.append(self.shields.guardrail)
         if self.shields.classifier is not None:
             shields.append(self.shields.classifier)
         if self.shields.llama_guard is not None:

@@ -243,7 +243,7 @@ class GuardrailShield:
     name = "prompt-guardrail"
     stages = ("input",)
 
-    def __init__(self, threshold: float = 0.9):
+    def __init__(self, threshold: float = 0.5):
         self.threshold = threshold
 
     @cached_property
