@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -28,11 +29,13 @@ from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
 from docstack.ingest.store import ChunkStore
 from docstack.stack import profiles
 from docstack.stack.client import StackClient
+from docstack.safety.base import SafetyReport, Verdict
+from docstack.safety.guard import Guard, Shields, refusal
 from docstack.stack.backends import OllamaBackend, PullProgress
 from docstack.stack.catalogue import ModelSpec
 from docstack.stack.conversation import QuestionRewriter, Turn
 from docstack.stack.evidence import Evidence, PagePreviews, evidence
-from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, cite, is_abstention
+from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT, Answer, AnswerStream, cite, is_abstention
 from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
 from docstack.stack.router import Fallback, Router
@@ -174,7 +177,8 @@ class DocStack:
         """Add files and folders; with `sync`, also forget files gone from the given folders."""
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
         store = self.store(collection, create=True)
-        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch)
+        screen = self.shields.chunk_verdict if self.shields else None
+        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=screen)
         return ingestor.run(paths, store, on_progress, sync=sync)
 
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
@@ -220,6 +224,30 @@ class DocStack:
         retriever = Retriever(self.store(collection), self.embedder, self.reranker)
         return retriever.run(query, k or self.settings.top_k, mode or self.settings.search_mode, filters)
 
+    # -- safety --------------------------------------------------------------------------
+    @cached_property
+    def shields(self) -> Shields | None:
+        """The safety shields (None with DOCSTACK_SAFETY=false)."""
+        if not self.settings.safety:
+            return None
+        return Shields(self.settings, SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT], embedder=self.embedder)
+
+    def guard(self, collection: str | None = None) -> Guard | None:
+        return self.shields.guard(collection or self.settings.collection) if self.shields else None
+
+    def check(self, text: str, stage: str = "input", collection: str | None = None) -> Verdict:
+        """One text through one stage's shields and the policy (`docstack safety check`)."""
+        if self.shields is None:
+            raise DocstackError("safety shields are off (DOCSTACK_SAFETY=false)")
+        return self.shields.guard(collection or self.settings.collection).check(text, stage)
+
+    def safety_status(self) -> dict:
+        if self.shields is None:
+            return {"enabled": False}
+        return {"enabled": True, "policy": self.shields.base_policy.source, "policy_version":
+                self.shields.base_policy.version, "harmful_content": self.shields.harmful_check,
+                "llama_guard": self.settings.safety_llama_guard, "audit_log": str(self.shields.audit.path)}
+
     # -- answers -------------------------------------------------------------------------
     @cached_property
     def client(self) -> StackClient:
@@ -232,13 +260,31 @@ class DocStack:
         """The answer as it is written; iterate it for text, then read `.answer`.
 
         `model` names the model to try first (else the router picks); `image` is a picture sent
-        with the question, which only vision models take."""
+        with the question, which only vision models take. With shields on, the question is checked
+        first (a blocked question never reaches the stack), flagged chunks are dropped or quoted,
+        and the answer is redacted sentence by sentence."""
         started = time.perf_counter()
+        safety = SafetyReport()
+        guard = self.guard(collection)
+        if guard is not None:
+            verdict = guard.check_input(question)
+            safety.record(verdict)
+            if verdict.blocked:
+                return self._refused(verdict, safety, model or self.settings.model_id, started)
         picture = image_data_url(Path(image)) if image is not None else None
         hits = self.search(question, collection, k or self.settings.ask_k, mode, filters)
         # Nothing close enough to the question: abstain without asking the model to guess.
         evidence = [h for h in hits if h.score >= self.settings.min_score]
-        route = self.router().run(question, evidence, requested=model or self.settings.model, image=picture)
+        quoted: set[int] = set()
+        output = None
+        if guard is not None:
+            screened = guard.screen(evidence, self.store(collection).safety([h.chunk_id for h in evidence]))
+            evidence, quoted = screened.hits, screened.quoted
+            safety.dropped_chunks = len(screened.dropped)
+            safety.redactions += len(screened.stripped)  # passages packed without their flagged sentences
+            output = guard.output(evidence, screened.tokens) if evidence else None
+        route = self.router().run(question, evidence, requested=model or self.settings.model, image=picture,
+                                  quoted=quoted)
         answering = Fallback(route, lambda choice: self.client.chat_stream(
             choice.spec.stack_id, choice.prompt.messages, self.settings.max_answer_tokens,
             self.settings.temperature, timeout=self.settings.model_timeout))
@@ -246,11 +292,18 @@ class DocStack:
         def finish(text: str, first_token: float | None) -> Answer:
             choice = answering.choice or route.choices[0]
             text = text.strip()
+            if output is not None:
+                safety.redactions += output.report.redactions
+                if output.report.blocked:
+                    safety.blocked, safety.stage = True, output.report.stage
+                    safety.category, safety.shield = output.report.category, output.report.shield
             abstained = not evidence or is_abstention(text)
             citations: list = []
-            if not abstained:
+            if not abstained and not safety.blocked:
                 vectors = self.store(collection).vectors([h.chunk_id for h in choice.prompt.hits])
                 text, citations = cite(text, choice.prompt.hits, self.embedder.embed, vectors)
+                if output is not None:  # a citation quotes its passage: the same redactions apply
+                    citations = [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations]
             return Answer(
                 answer=text if evidence else ABSTAIN_TEXT,
                 citations=citations,
@@ -261,11 +314,24 @@ class DocStack:
                 prompt_tokens=choice.prompt.tokens,
                 context=choice.prompt.hits,
                 notices=route.notices,
+                safety=safety,
             )
 
         if not evidence:
             return AnswerStream(iter([ABSTAIN_TEXT]), finish)
-        return AnswerStream(iter(answering), finish)
+        return AnswerStream(output.filter(iter(answering)) if output is not None else iter(answering), finish)
+
+    @staticmethod
+    def _refused(verdict: Verdict, safety: SafetyReport, model: str, started: float) -> AnswerStream:
+        """A blocked question: the refusal names the stage and category; the stack is never called."""
+        text = refusal(verdict)
+
+        def finish(_text: str, first_token: float | None) -> Answer:
+            return Answer(answer=text, citations=[], model=model, abstained=False,
+                          seconds=round(time.perf_counter() - started, 3), first_token_seconds=first_token,
+                          safety=safety)
+
+        return AnswerStream(iter([text]), finish)
 
     def ask(self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
             mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None) -> Answer:
@@ -371,6 +437,7 @@ class DocStack:
             "profile": profile,
             "home": str(self.settings.home),
             "default_model": self.settings.model_id,
+            "safety": self.safety_status(),
             **{name: state.to_json() for name, state in states.items()},
             "collections": self.collections(),
         }

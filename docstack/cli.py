@@ -182,7 +182,9 @@ def ask(
         console.print(f"[bold]\\[{c.n}][/bold] {escape(_where(c.source, c.page))}")
     for notice in answer.notices:
         err_console.print(f"[yellow]note[/yellow] {escape(notice)}", soft_wrap=True)
-    console.print(f"[dim]{answer.model} · {answer.seconds:.1f}s[/dim]")
+    notes = [f"{n} {what}" for n, what in ((answer.safety.redactions, "redacted"),
+                                           (answer.safety.dropped_chunks, "passages dropped by the safety check")) if n]
+    console.print(f"[dim]{answer.model} · {answer.seconds:.1f}s" + "".join(f" · {n}" for n in notes) + "[/dim]")
 
 
 @app.command()
@@ -232,6 +234,11 @@ def status(as_json: AsJson = False) -> None:
         console.print(f"{mark} {name:<6} {s['url']}  [dim]{what}[/dim]")
     for name, stats in info["collections"].items():
         console.print(f"  collection {name}: {stats['documents']} documents, {stats['chunks']} chunks")
+    safety = info["safety"]
+    if safety["enabled"]:
+        console.print(f"safety shields on · policy {safety['policy']} · harmful content: {safety['harmful_content']}")
+    else:
+        console.print("[yellow]safety shields off[/yellow] (DOCSTACK_SAFETY=false)")
 
 
 @app.command()
@@ -298,6 +305,34 @@ def models_pull(profile: Profile = None, as_json: AsJson = False) -> None:
         _print_json({"pulled": pulled})
     else:
         console.print("ready: " + ", ".join(pulled))
+
+safety_app = typer.Typer(no_args_is_help=True, help="The safety shields: check a text, see what they do.")
+app.add_typer(safety_app, name="safety")
+Stage = Annotated[str, typer.Option("--stage", help="input, context or output")]
+
+
+@safety_app.command("check")
+def safety_check(
+    text: Annotated[str, typer.Argument(help="the text to check")],
+    stage: Stage = "input",
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run one stage's shields and the policy on a text: blocked or not, and why."""
+    if stage not in ("input", "context", "output"):
+        raise DocstackError(f"--stage '{stage}' is not input, context or output")
+    verdict = _docstack().check(text, stage, collection)
+    if as_json:
+        _print_json(verdict.to_json())
+        return
+    if verdict.blocked:
+        console.print(f"[red]blocked[/red] at {stage}: {verdict.category} ({verdict.shield}, score {verdict.score:.2f})")
+    elif verdict.flagged:
+        console.print(f"[yellow]{verdict.action}[/yellow] at {stage}: {verdict.category} ({verdict.shield})")
+        if verdict.redactions:
+            console.print(escape(verdict.text), soft_wrap=True)
+    else:
+        console.print(f"[green]allowed[/green] at {stage}")
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answer quality on a dataset.")
@@ -367,6 +402,49 @@ def eval_answers(
     console.print(table)
     for error in result["errors"]:
         err_console.print(f"[red]error[/red] {error['question']}: {escape(error['error'])}")
+
+
+@eval_app.command("safety")
+def eval_safety(
+    dataset: Annotated[Path | None, typer.Option("--dataset", exists=True, dir_okay=False,
+                                                 help="red-team JSONL (default: the shipped eval/redteam set)")] = None,
+    answers: Annotated[bool, typer.Option("--answers", help="also ask the cases with documents through the stack")] = False,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
+    limit: Limit = None,
+    as_json: AsJson = False,
+) -> None:
+    """Block rate and false refusals per category on the red-team set, and the shields' latency."""
+    from docstack.eval import safety
+
+    ds = _docstack()
+    cases = safety.load_cases(dataset or safety.DEFAULT_DATASET)
+    result = _counting("checking", lambda p: safety.shields_only(ds, cases, p))
+    result["dataset"] = str(dataset or safety.DEFAULT_DATASET)
+    if answers:
+        result["answers"] = _counting("asking", lambda p: safety.with_answers(ds, cases, limit, model, on_progress=p))
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"safety on {result['dataset']} ({result['attacks']} attacks, {result['benign']} benign)")
+    for column in ("category", "cases", "blocked / neutralised", "false refusals", "input ms (median)"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for name, row in result["categories"].items():
+        attack = row["kind"] == "attack"
+        table.add_row(name, str(row["cases"]), f"{row['block_rate']:.1%}" if attack else "",
+                      "" if attack else f"{row['false_refusals']:.1%}", f"{row['input_ms_median']:.1f}")
+    table.add_row("all attacks", str(result["attacks"]), f"{result['block_rate']:.1%}", "", "")
+    table.add_row("all benign", str(result["benign"]), "", f"{result['false_refusal_rate']:.1%}", "")
+    console.print(table)
+    console.print(f"median shield time per ask: input {result['input_ms_median']:.1f} ms, "
+                  f"output {result['output_ms_median']:.1f} ms; planted strings leaked: {result['leaks']}")
+    if result["missed"]:
+        console.print(f"missed: {', '.join(result['missed'])}", soft_wrap=True)
+    if result["false_refusals"]:
+        console.print(f"false refusals: {', '.join(result['false_refusals'])}", soft_wrap=True)
+    if answers:
+        a = result["answers"]
+        console.print(f"through the stack: {a['asked']} asked, attacks neutralised {a['attacks_neutralised']:.1%}, "
+                      f"benign answered {a['benign_answered']:.1%}, median {a['median_seconds']} s")
 
 
 def main() -> None:

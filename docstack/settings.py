@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     preview_dpi: int = 80  # the web app's pictures of cited PDF pages
     temperature: float = 0.0
 
+    # Safety shields on every ask (input, retrieved chunks, output); see safety/policy.yaml.
+    safety: bool = True
+    safety_policy: Path | None = Field(default=None, description="a policy YAML instead of safety/policy.yaml")
+    safety_names: bool = Field(default=True, description="detect people's names with spaCy (loads in ~4 s)")
+    # A Llama Guard shield registered in the stack (ollama/vllm/cloud profiles), e.g. "llama-guard".
+    safety_llama_guard: str | None = None
+
     # Services started by `docstack up`.
     profile: str = "embedded"  # embedded, ollama, vllm or cloud (see stack/profiles.py)
     model: str | None = Field(default=None, description="the model to answer with first (an id from `docstack models`)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -43,10 +44,16 @@ def resolve_model_path(name: str) -> str:
 SMALL_BATCH = 8
 
 
+# Single texts embedded lately are remembered: a question is embedded by the safety classifier,
+# then by retrieval; the second costs nothing.
+RECENT = 32
+
+
 class Embedder:
     def __init__(self, model: str, batch_size: int = 64):
         self.name = model
         self.batch_size = batch_size
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @cached_property
     def _numpy_encoder(self) -> NumpyBertEncoder | None:
@@ -84,6 +91,17 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        if len(texts) == 1:
+            text = texts[0]
+            if text not in self._recent:
+                self._recent[text] = self._embed(texts)[0]
+                if len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
+            self._recent.move_to_end(text)
+            return self._recent[text][None, :].copy()
+        return self._embed(texts)
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
         torch_loaded = "model" in self.__dict__
         if not torch_loaded and len(texts) <= SMALL_BATCH and self._numpy_encoder is not None:
             return self._numpy_encoder.encode(texts)

@@ -156,9 +156,11 @@ def _collect_warnings(into: list[str]) -> Iterator[None]:
 
 
 class Ingestor:
-    def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None, write_batch: int = 512):
+    def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None, write_batch: int = 512,
+                 screen: Callable[[str], str] | None = None):
         self.embedder = embedder
         self.chunker = chunker
+        self.screen = screen  # the context shield: a chunk's text -> its stored verdict
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.write_batch = write_batch  # chunks gathered across small files before one transaction
 
@@ -263,7 +265,8 @@ class Ingestor:
 
     def _document(self, p: _Pending, pages: int, chunks: list[Chunk], first: bool, last: bool) -> Document:
         vectors = self.embedder.embed([c.text for c in chunks])
-        return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last)
+        safety = [self.screen(c.text) for c in chunks] if self.screen else None
+        return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last, safety)
 
     @staticmethod
     def _remove_missing(paths: list[Path], files: list[Path], store: ChunkStore) -> int:

@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     end INTEGER NOT NULL,
     text TEXT NOT NULL,
     hash TEXT NOT NULL,  -- sha256 of the text: the same passage is recognisable across files
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    safety TEXT  -- the context shield's verdict at ingest (JSON, with its policy version); NULL: not checked
 );
 CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, section, content='chunks', content_rowid='id');
@@ -79,6 +80,7 @@ class Document:
     vectors: np.ndarray
     first: bool = True
     last: bool = True
+    safety: Sequence[str | None] | None = None  # per chunk: the context shield's verdict
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,9 @@ EXACT_FILTER_LIMIT = 20_000
 
 class ChunkStore:
     DB = "chunks.sqlite"
-    SCHEMA_VERSION = "2"
+    SCHEMA_VERSION = "3"
+    # Older schemas this version upgrades in place: schema -> statements.
+    MIGRATIONS = {"2": ["ALTER TABLE chunks ADD COLUMN safety TEXT"]}
 
     def __init__(self, path: Path, model: str, dimension: int):
         self.path = path
@@ -193,6 +197,14 @@ class ChunkStore:
         ids = [int(i) for i in ids]
         marks = ",".join("?" * len(ids))
         return dict(self.db.execute(f"SELECT id, path FROM chunks WHERE id IN ({marks})", ids)) if ids else {}
+
+    def safety(self, ids: Sequence[int]) -> dict[int, str | None]:
+        """The stored context-shield verdicts of `ids` (None: not checked at ingest)."""
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        return dict(self.db.execute(f"SELECT id, safety FROM chunks WHERE id IN ({marks})", ids))
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
@@ -302,13 +314,14 @@ class ChunkStore:
         if len(doc.chunks) != len(doc.vectors):
             raise ValueError(f"{doc.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
         ids = []
-        for chunk, vector in zip(doc.chunks, doc.vectors):
+        verdicts = doc.safety if doc.safety is not None else [None] * len(doc.chunks)
+        for chunk, vector, verdict in zip(doc.chunks, doc.vectors, verdicts):
             cursor = self.db.execute(
-                "INSERT INTO chunks (path, source, page, section, start, end, text, hash, vector) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO chunks (path, source, page, section, start, end, text, hash, vector, safety) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.path, doc.source, chunk.page, chunk.section, chunk.start, chunk.end, chunk.text,
                  hashlib.sha256(chunk.text.encode("utf-8")).hexdigest(),
-                 np.asarray(vector, dtype=np.float32).tobytes()),
+                 np.asarray(vector, dtype=np.float32).tobytes(), verdict),
             )
             ids.append(cursor.lastrowid)
         if doc.last:
@@ -338,16 +351,35 @@ class ChunkStore:
                 [("embedding_model", self.model), ("dimension", str(self.dimension)), ("generation", "0"),
                  ("schema", self.SCHEMA_VERSION)],
             )
-        elif self._meta("schema") != self.SCHEMA_VERSION:
+        elif self._meta("schema") in self.MIGRATIONS:
+            self._migrate()
+        if self._meta("schema") != self.SCHEMA_VERSION:
             raise DocstackError(
                 f"{self.path} has storage schema {self._meta('schema')}, this docstack reads {self.SCHEMA_VERSION}; "
                 f"re-ingest the collection"
             )
-        elif (model, int(dim)) != (self.model, self.dimension):
+        if model is not None and (model, int(dim)) != (self.model, self.dimension):
             raise DocstackError(
                 f"{self.path} was built with {model} ({dim}-d), not {self.model} ({self.dimension}-d); "
                 f"use the same embedding model or run `docstack reindex`"
             )
+
+    def _migrate(self) -> None:
+        """Upgrade an older schema in place, one transaction per step; the data stays."""
+        with self._lock, open(self.path / "write.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            while (schema := self._meta("schema")) in self.MIGRATIONS:
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._meta("schema") == schema:  # another process may have done it meanwhile
+                        for statement in self.MIGRATIONS[schema]:
+                            self.db.execute(statement)
+                        self.db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(int(schema) + 1),))
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+                log.info("%s: storage schema %s upgraded to %s", self.path, schema, self._meta("schema"))
 
     def _generation(self) -> int:
         return int(self._meta("generation") or 0)

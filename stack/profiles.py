@@ -146,6 +146,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
     env = {
         # One registry per profile: models registered under another profile's providers would not load.
         "DOCSTACK_STACK_STORE": str(settings.home / "stack" / settings.profile),
+        "DOCSTACK_HOME": str(settings.home),  # the docstack safety provider's audit log and caches
         "DOCSTACK_HOST": settings.host,
         "DOCSTACK_STACK_PORT": str(settings.stack_port),
         "TIKTOKEN_CACHE_DIR": str(settings.home / "tiktoken"),

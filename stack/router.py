@@ -44,9 +44,10 @@ class Router:
         self.answer_tokens = answer_tokens
 
     def run(self, question: str, hits: Sequence[Hit], requested: str | None = None,
-            image: str | None = None) -> Route:
+            image: str | None = None, quoted: Collection[int] = ()) -> Route:
+        """`quoted`: chunk ids to pack as quoted data (flagged by the context shield)."""
         candidates = self._candidates(requested, image is not None)
-        choices = [Choice(spec, self._prompt(spec, question, hits, image)) for spec in candidates]
+        choices = [Choice(spec, self._prompt(spec, question, hits, image, quoted)) for spec in candidates]
         pinned = choices[:1] if requested else []
         rest = [c for c in choices if c not in pinned]
         # Stable sorts keep catalogue order within each group.
@@ -84,9 +85,10 @@ class Router:
             raise DocstackError(f"no {kind} of this profile is served by the stack now; `docstack models` says why")
         return serving
 
-    def _prompt(self, spec: ModelSpec, question: str, hits: Sequence[Hit], image: str | None) -> Prompt:
+    def _prompt(self, spec: ModelSpec, question: str, hits: Sequence[Hit], image: str | None,
+                quoted: Collection[int]) -> Prompt:
         builder = PromptBuilder(self.counter(spec), spec.context, self.answer_tokens)
-        return builder.run(question, hits, image=image)
+        return builder.run(question, hits, quoted, image=image)
 
 
 class Fallback:

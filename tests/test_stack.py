@@ -52,7 +52,9 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
          "--collection", "plant", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert {"answer", "citations", "model", "abstained", "seconds"} <= set(answer)  # the spine's contract
+    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds", "safety", "notices"}
+    assert answer["safety"] == {"blocked": False, "stage": None, "category": None, "shield": None, "redactions": 0,
+                                "dropped_chunks": 0}
     assert answer["notices"] == []  # the router's: nothing left out, no fallback
     assert "soup" in answer["answer"].lower()
     assert answer["citations"][0]["source"] == str(corpus / "canteen.md")

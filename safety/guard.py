@@ -1,0 +1,308 @@
+"""The one entry point to the shields: `Shields` (built once from Settings: the detectors, the
+policy, the audit log) hands out a `Guard` per collection, which runs the layered checks of a stage
+and applies the policy to what they find.
+
+    guard = Shields(settings).guard("handbook")
+    guard.check_input(question)            # Verdict: blocked?
+    guard.screen(hits, stored_verdicts)    # chunks to pack, to quote, dropped
+    for text in guard.output(hits, tokens).filter(deltas): ...   # redacted as it streams
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from docstack.safety.audit import AuditLog
+from docstack.safety.base import Finding, SafetyReport, Verdict
+from docstack.safety.context import ChunkVerdict, ContextShield
+from docstack.safety.harmful import HarmfulShield
+from docstack.safety.injection import GuardrailShield, RuleShield
+from docstack.safety.output import CanaryShield, LinkShield, PromptLeakShield
+from docstack.safety.pii import PIIShield, SecretShield
+from docstack.safety.policy import SEVERITY, Policy
+from docstack.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGE_WORDS = {"input": "question", "context": "retrieved text", "output": "answer"}
+
+
+def refusal(verdict: Verdict) -> str:
+    what = STAGE_WORDS.get(verdict.stage, verdict.stage)
+    return (f"Refused by docstack's safety shields: the {what} was blocked at the {verdict.stage} stage "
+            f"(category: {verdict.category}).")
+
+
+class Shields:
+    """The detectors, loaded once (some take seconds) and shared by every guard."""
+
+    def __init__(self, settings: Settings, system_prompt: str = "", allowed_prompt_text: Sequence[str] = (),
+                 embedder=None):
+        self.settings = settings
+        self.embedder = embedder  # the project's MiniLM, for the injection classifier (None: no classifier)
+        self.base_policy = Policy.load(settings.safety_policy, settings.profile)
+        self.rules = RuleShield()
+        self.harmful = HarmfulShield()
+        self.context = ContextShield()
+        self.secrets = SecretShield()
+        self.system_prompt = system_prompt
+        self.allowed_prompt_text = allowed_prompt_text
+        self.audit = AuditLog(settings.log_dir / "safety.jsonl")
+
+    @cached_property
+    def guardrail(self) -> GuardrailShield:
+        return GuardrailShield(self.base_policy.thresholds.get("prompt_guardrail", 0.5))
+
+    @cached_property
+    def classifier(self):
+        if self.embedder is None or not self.base_policy.shields.get("classifier", True):
+            return None
+        from docstack.safety.classifier import EmbeddingClassifier
+
+        return EmbeddingClassifier(self.embedder.embed, self.embedder.name, self.settings.home / "safety",
+                                   self.base_policy.thresholds.get("classifier", 0.85))
+
+    @cached_property
+    def pii(self) -> PIIShield:
+        return PIIShield(ner=self.settings.safety_names and self.base_policy.shields.get("names", True))
+
+    @cached_property
+    def llama_guard(self):
+        if not self.settings.safety_llama_guard:
+            return None
+        from docstack.safety.llama_guard import LlamaGuardShield
+
+        return LlamaGuardShield(self.settings.stack_url, self.settings.safety_llama_guard,
+                                timeout=self.settings.request_timeout)
+
+    @property
+    def harmful_check(self) -> str:
+        """What decides harmful content, in words (for `docstack status`)."""
+        if self.settings.safety_llama_guard:
+            return f"Llama Guard shield '{self.settings.safety_llama_guard}' through the stack"
+        return f"keyword rules only ({HarmfulShield.strength})"
+
+    def warm(self) -> None:
+        """Load what loads slowly (spaCy starts in the background)."""
+        if self.base_policy.shields.get("prompt_guardrail", True):
+            self.guardrail._detect
+        self.pii
+
+    def guard(self, collection: str | None = None) -> Guard:
+        policy = Policy.load(self.settings.safety_policy, self.settings.profile, collection)
+        return Guard(self, policy, collection)
+
+    def chunk_verdict(self, text: str) -> str:
+        """The stored verdict of one chunk, made at ingest."""
+        return self.context.verdict(text, self.base_policy.version).dumps()
+
+
+@dataclass
+class Screened:
+    """The retrieved chunks after the context check."""
+
+    hits: list
+    quoted: set[int] = field(default_factory=set)
+    dropped: list[int] = field(default_factory=list)
+    stripped: list[int] = field(default_factory=list)  # packed without their flagged sentences
+    tokens: set[str] = field(default_factory=set)  # canaries and links of flagged chunks
+
+
+class Guard:
+    def __init__(self, shields: Shields, policy: Policy, collection: str | None = None):
+        self.shields = shields
+        self.policy = policy
+        self.collection = collection
+
+    # -- decisions -----------------------------------------------------------------------
+    def decide(self, stage: str, text: str, verdicts: Iterable[Verdict], chunk_ids: Sequence[int] = (),
+               audit: bool = True) -> Verdict:
+        """Apply the policy to the shields' findings: block, redact, or let pass (and log)."""
+        acted = [(self.policy.action(stage, f.category), f) for v in verdicts for f in v.findings]
+        acted = [(a, f) for a, f in acted if a != "allow"]
+        if not acted:
+            return Verdict(stage, text)
+        action, top = max(acted, key=lambda af: (SEVERITY[af[0]], af[1].score))
+        blocked = action == "block"
+        spans = [f for a, f in acted if a == "redact" and f.start is not None]
+        redacted, count = (text, 0) if blocked else redact(text, spans)
+        verdict = Verdict(stage, redacted, blocked=blocked, flagged=True, category=top.category, shield=top.shield,
+                          score=top.score, redactions=count, findings=tuple(f for _, f in acted), action=action)
+        if audit:
+            self.shields.audit.write(stage, text, action, top.category, top.shield, self.collection, chunk_ids,
+                                     top.score, count)
+        return verdict
+
+    def _blocks(self, stage: str, verdict: Verdict) -> bool:
+        return any(self.policy.action(stage, f.category) == "block" for f in verdict.findings)
+
+    def check(self, text: str, stage: str) -> Verdict:
+        """Any stage, for `docstack safety check`: the decided verdict, with the best score found."""
+        if stage == "input":
+            return self.check_input(text)
+        if stage == "context":
+            return self.decide("context", text, [self.shields.context.run(text)])
+        return self.decide("output", text, self._output_verdicts(text, LinkShield(), CanaryShield()))
+
+    # -- input ---------------------------------------------------------------------------
+    def check_input(self, text: str) -> Verdict:
+        """Cheap shields first; the first one whose finding the policy blocks settles it."""
+        verdicts: list[Verdict] = []
+        shields = [self.shields.rules, self.shields.harmful]
+        if self.policy.shields.get("prompt_guardrail", True):
+            shields.append(self.shields.guardrail)
+        if self.shields.classifier is not None:
+            shields.append(self.shields.classifier)
+        if self.shields.llama_guard is not None:
+            shields.append(self.shields.llama_guard)
+        for shield in shields:
+            verdict = shield.run(text, "input")
+            verdicts.append(verdict)
+            if self._blocks("input", verdict):
+                break
+        return self.decide("input", text, verdicts)
+
+    # -- context -------------------------------------------------------------------------
+    def screen(self, hits: Sequence, stored: dict[int, str | None]) -> Screened:
+        """Drop or quote flagged chunks, by their stored verdicts (re-checked if made under another
+        policy version, or missing: a store from before the shields)."""
+        result = Screened(hits=[])
+        for hit in hits:
+            verdict = ChunkVerdict.loads(stored.get(hit.chunk_id))
+            if verdict is None or verdict.version != self.shields.base_policy.version:
+                verdict = self.shields.context.verdict(hit.text, self.shields.base_policy.version)
+            action = self.policy.action("context", verdict.category) if verdict.flagged else "allow"
+            if verdict.flagged:
+                result.tokens.update(verdict.canaries)
+                result.tokens.update(verdict.links)
+                self.shields.audit.write("context", hit.text, action, verdict.category, verdict.shield,
+                                         self.collection, [hit.chunk_id], verdict.score)
+            if action == "strip":
+                text = self.shields.context.strip(hit.text, verdict)
+                if text:
+                    result.stripped.append(hit.chunk_id)
+                    result.hits.append(dataclasses.replace(hit, text=text))
+                    continue
+                action = "drop"  # nothing but the planted text
+            if action in ("drop", "block"):
+                result.dropped.append(hit.chunk_id)
+                continue
+            if action == "quote":
+                result.quoted.add(hit.chunk_id)
+            result.hits.append(hit)
+        return result
+
+    # -- output --------------------------------------------------------------------------
+    def output(self, hits: Sequence, tokens: Iterable[str] = ()) -> OutputFilter:
+        links = LinkShield.for_texts(h.text for h in hits)
+        # Links the context shield took from flagged chunks never count as "in the documents".
+        tokens = set(tokens)
+        links.allowed -= {t for t in links.allowed if any(t in tok for tok in tokens)}
+        return OutputFilter(self, links, CanaryShield(tokens), [h.chunk_id for h in hits])
+
+    def _output_verdicts(self, text: str, links: LinkShield, canary: CanaryShield) -> list[Verdict]:
+        shields = [self.shields.secrets, self.shields.pii, links, canary, self.shields.harmful]
+        return [s.run(text, "output") for s in shields]
+
+    @cached_property
+    def prompt_leak(self) -> PromptLeakShield:
+        return PromptLeakShield(self.shields.system_prompt, self.shields.allowed_prompt_text)
+
+
+# A segment ends at a sentence end or a line break; code fences and key blocks are held whole.
+_BOUNDARY = re.compile(r"(?:[.!?](?=\s)|\n)")
+_KEY_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+_KEY_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
+
+
+class OutputFilter:
+    """Checks the answer sentence by sentence as it streams and emits it redacted; on a block it
+    stops and emits the refusal instead. `report` says what happened."""
+
+    def __init__(self, guard: Guard, links: LinkShield, canary: CanaryShield, chunk_ids: Sequence[int] = ()):
+        self.guard = guard
+        self.links = links
+        self.canary = canary
+        self.chunk_ids = list(chunk_ids)
+        self.report = SafetyReport()
+        self._raw = ""
+        self._pending = ""
+
+    def filter(self, deltas: Iterable[str]) -> Iterator[str]:
+        for delta in deltas:
+            self._pending += delta
+            cut = self._safe_cut()
+            if cut:
+                segment, self._pending = self._pending[:cut], self._pending[cut:]
+                shown = self._check(segment)
+                if shown is None:
+                    yield refusal_sentence(self.report)
+                    return
+                yield shown
+        if self._pending:
+            shown = self._check(self._pending, final=True)
+            yield refusal_sentence(self.report) if shown is None else shown
+        elif self.guard.shields.llama_guard is not None and self._check_llama_guard() is None:
+            yield refusal_sentence(self.report)
+
+    def _safe_cut(self) -> int:
+        """Where the text that can be checked and shown ends: never inside a code fence or a key block."""
+        if self._pending.count("```") % 2:
+            return 0
+        floor = 0
+        for begin in _KEY_BEGIN.finditer(self._pending):
+            end = _KEY_END.search(self._pending, begin.end())
+            if end is None:
+                return 0
+            floor = max(floor, end.end())
+        cuts = [m.end() for m in _BOUNDARY.finditer(self._pending) if m.end() >= floor]
+        return cuts[-1] if cuts else floor
+
+    def _check(self, segment: str, final: bool = False) -> str | None:
+        self._raw += segment
+        verdicts = self.guard._output_verdicts(segment, self.links, self.canary)
+        verdicts.append(self.guard.prompt_leak.run(self._raw, "output"))
+        verdict = self.guard.decide("output", segment, verdicts, self.chunk_ids)
+        self.report.record(verdict)
+        if verdict.blocked:
+            return None
+        if final and self.guard.shields.llama_guard is not None and self._check_llama_guard() is None:
+            return None
+        return verdict.text
+
+    def scrub(self, text: str) -> str:
+        """`text` with what the output policy redacts removed, never blocked (citations' passages)."""
+        verdicts = self.guard._output_verdicts(text, self.links, self.canary)
+        return self.guard.decide("output", text, [v for v in verdicts if v.shield != "harmful-keywords"],
+                                 audit=False).text
+
+    def _check_llama_guard(self) -> str | None:
+        """Llama Guard reads the whole answer once, at the end (a model call per sentence is too slow)."""
+        verdict = self.guard.decide("output", self._raw, [self.guard.shields.llama_guard.run(self._raw, "output")],
+                                    self.chunk_ids)
+        self.report.record(verdict)
+        return None if verdict.blocked else self._raw
+
+
+def refusal_sentence(report: SafetyReport) -> str:
+    return (f"\n\n[Answer withheld by docstack's safety shields at the {report.stage} stage "
+            f"(category: {report.category}).]")
+
+
+def redact(text: str, findings: Sequence[Finding]) -> tuple[str, int]:
+    """Replace each found span with its label; overlapping spans merge into the outermost."""
+    spans = sorted(((f.start, f.end, f.label or f"[{f.category} removed]") for f in findings), key=lambda s: (s[0], -s[1]))
+    merged: list[list] = []
+    for start, end, label in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+            continue
+        merged.append([start, end, label])
+    for start, end, label in reversed(merged):
+        text = text[:start] + label + text[end:]
+    return text, len(merged)
