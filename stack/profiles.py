@@ -32,6 +32,7 @@ from docstack.stack.tokenizers import TokenCounter, approximate_counter, gguf_co
 DISTRIBUTIONS = Path(__file__).parent / "distributions"
 UI_APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 PROFILES = ("embedded", "ollama", "vllm", "cloud")
+LLAMA_GUARD_SHIELD = "llama-guard"  # the shield id the stack serves Llama Guard under
 
 
 def run_config(profile: str) -> Path:
@@ -106,7 +107,11 @@ def served(settings: Settings) -> list[ModelSpec]:
 def render_run_config(settings: Settings, specs: list[ModelSpec]) -> Path:
     """The profile's run config with `specs` registered, written under the run folder."""
     config = yaml.safe_load(run_config(settings.profile).read_text())
-    config.setdefault("registered_resources", {})["models"] = [registration(m) for m in specs]
+    resources = config.setdefault("registered_resources", {})
+    resources["models"] = [registration(m) for m in specs]
+    resources["shields"] = [s for s in resources.get("shields") or [] if s["shield_id"] != LLAMA_GUARD_SHIELD] + [
+        {"shield_id": LLAMA_GUARD_SHIELD, "provider_id": "llama-guard", "provider_shield_id": m.stack_id}
+        for m in specs if m.role == "shield"][:1]
     path = settings.run_dir / "run.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))

@@ -158,7 +158,12 @@ def test_models_pull_fetches_each_model_and_sets_its_window(tmp_path, ollama):
     assert {(c["from"], c["parameters"]["num_ctx"]) for c in creates} == {("llama3.2:3b", 8192), ("llama3.2:1b", 8192)}
     backend = profiles.backend(ds.settings)
     assert backend.context_length("llama3.2:3b-docstack-8k") == 8192
-    assert [m.id for m in profiles.served(ds.settings)] == ["llama3.2-3b", "llama3.2-1b", "llama-guard3-1b"]
+    served = profiles.served(ds.settings)
+    assert [m.id for m in served] == ["llama3.2-3b", "llama3.2-1b", "llama-guard3-1b"]
+    config = yaml.safe_load(profiles.render_run_config(ds.settings, served).read_text())
+    guard = [s for s in config["registered_resources"]["shields"] if s["shield_id"] == "llama-guard"]
+    assert guard == [{"shield_id": "llama-guard", "provider_id": "llama-guard",
+                      "provider_shield_id": "ollama/llama-guard3:1b"}]
 
 
 def test_models_says_why_each_model_can_or_cannot_answer(tmp_path, ollama):
