@@ -46,7 +46,9 @@ def test_ollama_profile_answers_streams_and_falls_back(tmp_path, embedder, ollam
         stream = ds.stream("Where is the boiler room?")
         pieces = list(stream)
         answer = stream.answer
-        assert len(pieces) > 3  # streamed word by word through the stack
+        assert len(pieces) >= 2  # shown sentence by sentence (the output shield checks each one)
+        raw = list(ds.client.chat_stream(answer.model, [{"role": "user", "content": "hi"}], 50, 0.0))
+        assert len(raw) > 3  # the stack streams Ollama's reply word by word
         assert answer.model == "ollama/llama3.2:3b-docstack-8k" and not answer.notices
         assert "level minus two" in answer.answer and answer.citations[0].source.endswith("facilities.md")
         chats = [body for path, body in ollama.requests if path == "/v1/chat/completions"]
