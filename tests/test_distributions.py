@@ -47,12 +47,12 @@ def test_ollama_profile_answers_streams_and_falls_back(tmp_path, embedder, ollam
         pieces = list(stream)
         answer = stream.answer
         assert len(pieces) >= 2  # shown sentence by sentence (the output shield checks each one)
-        raw = list(ds.client.chat_stream(answer.model, [{"role": "user", "content": "hi"}], 50, 0.0))
-        assert len(raw) > 3  # the stack streams Ollama's reply word by word
         assert answer.model == "ollama/llama3.2:3b-docstack-8k" and not answer.notices
         assert "level minus two" in answer.answer and answer.citations[0].source.endswith("facilities.md")
         chats = [body for path, body in ollama.requests if path == "/v1/chat/completions"]
         assert "red badge" in chats[-1]["messages"][0]["content"]  # the excerpt reached Ollama
+        raw = list(ds.client.chat_stream(answer.model, [{"role": "user", "content": "hi"}], 50, 0.0))
+        assert len(raw) > 3  # the stack streams Ollama's reply word by word
 
         ollama.models["llama3.2:3b-docstack-8k"].delay = 6  # slower than model_timeout
         answer = ds.ask("Where is the boiler room?")
