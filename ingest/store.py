@@ -62,6 +62,12 @@ END;
 """
 
 
+# Keyword search ignores a query word found in more than this share of a collection's chunks,
+# once the collection is larger than COMMON_TERM_MIN_CHUNKS (small ones are fast to score whole).
+COMMON_TERM_SHARE = 0.1
+COMMON_TERM_MIN_CHUNKS = 50_000
+
+
 @dataclass(frozen=True)
 class Document:
     """A file's chunks ready to store. `path` (resolved) identifies it; `source` is how it was named.
@@ -157,6 +163,7 @@ class ChunkStore:
         terms = [w for w in words if w.lower() not in STOPWORDS] or words
         if not terms:
             return []
+        terms = self._without_common_terms(terms)
         match = " OR ".join(f'"{t}"' for t in terms)
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?",
@@ -166,6 +173,21 @@ class ChunkStore:
             keep = set(allowed.tolist())
             rows = [row for row in rows if row[0] in keep][:k]
         return [(int(r), -float(s)) for r, s in rows]
+
+    def _without_common_terms(self, terms: list[str]) -> list[str]:
+        """Drop words found in a large share of a large collection's chunks (keeping the rarest):
+        their BM25 weight is near nothing, and FTS5 would score every chunk that has them (seconds
+        at a million chunks; see bench/bench_search.py)."""
+        total = len(self.index)
+        limit = max(COMMON_TERM_MIN_CHUNKS, COMMON_TERM_SHARE * total)
+        if total <= limit:
+            return terms
+        self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        lowered = [t.lower() for t in terms]
+        marks = ",".join("?" * len(lowered))
+        counts = dict(self.db.execute(f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({marks})", lowered))
+        kept = [t for t, low in zip(terms, lowered, strict=True) if counts.get(low, 0) <= limit]
+        return kept or [min(terms, key=lambda t: counts.get(t.lower(), 0))]
 
     def filter_ids(self, source: str | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
         """Ids of the chunks whose source matches (substring, or glob with * ? [) and whose page is in range."""
