@@ -139,7 +139,7 @@ def test_a_reader_sees_another_writers_changes_after_refresh(tmp_path):
     assert reader.get([best])[best].source == "new.md" and len(reader) == 2
 
 
-def test_keyword_search_ignores_words_most_chunks_share_in_a_large_collection(tmp_path, monkeypatch):
+def test_keyword_search_leaves_out_the_commonest_words_beyond_its_budget(tmp_path, monkeypatch):
     import docstack.ingest.store as store_module
 
     store = ChunkStore(tmp_path / "c", "test-model", 8)
@@ -148,8 +148,8 @@ def test_keyword_search_ignores_words_most_chunks_share_in_a_large_collection(tm
     store.write([Document("/d.txt", "d.txt", "h", 1, 100, 0.0,
                           [Chunk(t, 1, None, 0, len(t)) for t in texts], vectors)])
     everywhere = store.keyword_search("pump torque", 30)
-    assert len(everywhere) == 21  # small collection: "pump" scores every chunk
-    monkeypatch.setattr(store_module, "COMMON_TERM_MIN_CHUNKS", 5)
+    assert len(everywhere) == 21  # within the budget: "pump" scores every chunk
+    monkeypatch.setattr(store_module, "KEYWORD_POSTINGS_BUDGET", 10)
     only_rare = store.keyword_search("pump torque", 30)
     assert [store.get([i])[i].text for i, _ in only_rare] == ["pump valve torque figures"]
     assert len(store.keyword_search("pump manual", 30)) == 20  # all common: the rarer one is kept
