@@ -24,7 +24,7 @@ def passage_html(card: Evidence) -> str:
 
 def show_card(card: Evidence, key: str) -> None:
     with st.container(border=True, key=key):  # the key gives the card a class: st-key-card-...
-        text, picture = st.columns([3, 1]) if card.preview else (st.container(), None)
+        text, picture = st.columns([3, 2]) if card.preview else (st.container(), None)
         with text:
             st.markdown(f"**[{card.n}] {card.name}**" + (f" · page {card.page}" if card.page else ""))
             if card.section:
