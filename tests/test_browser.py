@@ -94,7 +94,8 @@ def ask(page, question: str):
 
 
 def test_upload_shows_progress_and_a_bad_file_error(page, ui, running_stack, tmp_path):
-    pdf = write_pdf(tmp_path / "manual.pdf", ["Chapter one: unpacking.", "The Zephyr-9 pump is serviced every 42 days."])
+    pdf = write_pdf(tmp_path / "manual.pdf",
+                    ["Chapter one: unpacking.", "The Zephyr-9 pump is serviced every 42 days."])
     notes = tmp_path / "canteen.md"
     notes.write_text("# Canteen\n\nThe canteen serves lentil soup on Fridays.\n")
     broken = tmp_path / "broken.pdf"

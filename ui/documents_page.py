@@ -37,7 +37,8 @@ class FileProgress:
 def summary(report: IngestReport) -> str:
     extra = f", {report.unchanged} already there" if report.unchanged else ""
     failed = f", {len(report.errors)} failed" if report.errors else ""
-    return f"Added {report.files} files ({report.pages} pages, {report.chunks} chunks){extra}{failed} in {report.seconds:.1f} s"
+    return (f"Added {report.files} files ({report.pages} pages, {report.chunks} chunks){extra}{failed}"
+            f" in {report.seconds:.1f} s")
 
 
 def show_report(report: IngestReport) -> None:
