@@ -247,10 +247,13 @@ class DocStack:
 
     def warm_up(self) -> None:
         """Load what a first answer needs (query embedder, the model's tokenizer, the stack
-        client) now, so the first question does not wait for it; the web app does this at start."""
+        client) now, so the first question does not wait for it; the web app does this at start.
+        Raises DocstackError when no stack answers."""
         self.embedder.embed(["warm up"])
+        # No stack, no answers: stop here (DocstackError) rather than assemble a model file for
+        # nothing. With a stack up, the model file is in place and its tokenizer loads quickly.
+        self.client.models()
         profiles.token_counter(self.settings)
-        self.client  # noqa: B018 (creating it imports llama_stack_client)
 
     @cached_property
     def previews(self) -> PagePreviews:
