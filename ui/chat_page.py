@@ -33,7 +33,7 @@ def show_card(card: Evidence, key: str) -> None:
             st.caption(card.source)
         if picture is not None:
             with picture:
-                st.image(str(card.preview), caption=f"{card.name}, page {card.page}", use_container_width=True)
+                st.image(str(card.preview), caption=f"{card.name}, page {card.page}", width="stretch")
 
 
 def show_answer(turn: ChatTurn, number: int) -> None:
@@ -99,8 +99,8 @@ def main() -> None:
     with st.sidebar:
         if turns:
             st.download_button("Export chat (Markdown)", to_markdown(turns, name), file_name=f"docstack-{name}.md",
-                               mime="text/markdown", use_container_width=True)
-            if st.button("Clear chat", use_container_width=True):
+                               mime="text/markdown", width="stretch")
+            if st.button("Clear chat", width="stretch"):
                 turns.clear()
                 st.rerun()
     for number, turn in enumerate(turns):

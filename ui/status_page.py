@@ -47,7 +47,7 @@ def services(info: dict) -> None:
         s = info.get(name) or {}
         state = "healthy" if s.get("healthy") else ("starting or failing" if s.get("running") else "not running")
         rows.append({"service": name, "state": state, "url": s.get("url"), "pid": s.get("pid"), "log": s.get("log")})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def indexes(info: dict) -> None:
@@ -56,7 +56,7 @@ def indexes(info: dict) -> None:
     rows = [{"collection": name, **stats, "on disk (MB)": round(ds.index_bytes(name) / 2**20, 2)}
             for name, stats in info["collections"].items()]
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
         st.info("No collections yet.")
 
@@ -95,7 +95,7 @@ def main() -> None:
     if problem:
         st.warning(f"No models listed: {problem}")
     elif rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
         st.info("The stack serves no models.")
     indexes(info)
