@@ -139,10 +139,20 @@ def test_answer_streams_with_a_citation_card_and_page_preview(page, ui, plant):
     assert picture.evaluate("img => img.complete && img.naturalWidth > 0")
     shot(page, "chat-1280")
 
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export chat (Markdown)").click()
+    exported = Path(download.value.path()).read_text()
+    assert "## 1. How often must the Zephyr-9 pump be serviced?" in exported
+    assert "[1] plant-manual.pdf, page 2" in exported and "42 days" in exported
+
     page.set_viewport_size({"width": 390, "height": 844})
     time.sleep(1)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # nothing runs off a phone screen
     shot(page, "chat-390")
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.get_by_role("button", name="Clear chat").click()
+    page.locator(ASSISTANT).first.wait_for(state="detached", timeout=30_000)
 
 
 def test_follow_up_is_rewritten_and_cites_the_right_document(page, ui, plant):

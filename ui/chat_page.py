@@ -96,13 +96,6 @@ def main() -> None:
         st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder:")
         return
     turns: list[ChatTurn] = st.session_state.setdefault("chats", {}).setdefault(name, [])
-    with st.sidebar:
-        if turns:
-            st.download_button("Export chat (Markdown)", to_markdown(turns, name), file_name=f"docstack-{name}.md",
-                               mime="text/markdown", width="stretch")
-            if st.button("Clear chat", width="stretch"):
-                turns.clear()
-                st.rerun()
     for number, turn in enumerate(turns):
         show_turn(turn, number)
     question = st.chat_input(f"Ask about {name}")
@@ -110,6 +103,14 @@ def main() -> None:
         with st.chat_message("user"):
             st.write(question)
         turns.append(ask(question, name, turns))
+    # Last, so that a question just answered is in the export.
+    with st.sidebar:
+        if turns:
+            st.download_button("Export chat (Markdown)", to_markdown(turns, name), file_name=f"docstack-{name}.md",
+                               mime="text/markdown", width="stretch", on_click="ignore")
+            if st.button("Clear chat", width="stretch"):
+                turns.clear()
+                st.rerun()
 
 
 main()
