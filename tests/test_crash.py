@@ -63,5 +63,8 @@ def generation(collection) -> int:
     if not ChunkStore.exists(collection):
         return 0
     with sqlite3.connect(f"file:{collection / ChunkStore.DB}?mode=ro", uri=True, timeout=5) as db:
-        row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        except sqlite3.OperationalError:  # the ingest has created the file but not yet its schema
+            return 0
     return int(row[0]) if row else 0

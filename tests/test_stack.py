@@ -52,7 +52,8 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
          "--collection", "plant", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds"}
+    assert {"answer", "citations", "model", "abstained", "seconds"} <= set(answer)  # the spine's contract
+    assert answer["notices"] == []  # the router's: nothing left out, no fallback
     assert "soup" in answer["answer"].lower()
     assert answer["citations"][0]["source"] == str(corpus / "canteen.md")
     assert answer["citations"][0]["page"] is None

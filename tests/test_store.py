@@ -137,3 +137,19 @@ def test_a_reader_sees_another_writers_changes_after_refresh(tmp_path):
     reader.refresh()
     [(best, _)] = reader.search(added.vectors[0], 1)
     assert reader.get([best])[best].source == "new.md" and len(reader) == 2
+
+
+def test_keyword_search_leaves_out_the_commonest_words_beyond_its_budget(tmp_path, monkeypatch):
+    import docstack.ingest.store as store_module
+
+    store = ChunkStore(tmp_path / "c", "test-model", 8)
+    texts = [f"pump manual section {i}" for i in range(20)] + ["pump valve torque figures"]
+    vectors = np.random.default_rng(0).standard_normal((len(texts), 8)).astype(np.float32)
+    store.write([Document("/d.txt", "d.txt", "h", 1, 100, 0.0,
+                          [Chunk(t, 1, None, 0, len(t)) for t in texts], vectors)])
+    everywhere = store.keyword_search("pump torque", 30)
+    assert len(everywhere) == 21  # within the budget: "pump" scores every chunk
+    monkeypatch.setattr(store_module, "KEYWORD_POSTINGS_BUDGET", 10)
+    only_rare = store.keyword_search("pump torque", 30)
+    assert [store.get([i])[i].text for i, _ in only_rare] == ["pump valve torque figures"]
+    assert len(store.keyword_search("pump manual", 30)) == 20  # all common: the rarer one is kept

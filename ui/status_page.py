@@ -99,7 +99,8 @@ def main() -> None:
     else:
         st.info("The stack serves no models.")
     indexes(info)
-    usable = [row for row in rows if row.get("available", True) is not False]
+    # Rows from the router say whether a model is usable, and which are safety shields.
+    usable = [row for row in rows if row.get("usable", True) and row.get("role", "answer") != "shield"]
     chat_options([model_id(row) for row in usable])
     safety()
 

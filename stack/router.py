@@ -1,0 +1,112 @@
+"""The model router: for each request, which model answers and which ones stand behind it.
+
+Rules, in order:
+1. only models the stack serves now (`available`); with an image, only vision models;
+2. the user's model first when one is named;
+3. otherwise the first model, in catalogue order, whose window holds the whole packed prompt;
+4. the rest follow as fallbacks (tried when a model fails or times out), those that hold the
+   prompt first;
+5. when no window holds every passage, the largest one gets as many as fit, and a notice says so:
+   the router never lets a prompt be cut silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from docstack.console import DocstackError
+from docstack.stack.catalogue import ModelSpec
+from docstack.stack.client import ModelFailed
+from docstack.stack.rag import Prompt, PromptBuilder
+from docstack.stack.retrieval import Hit
+from docstack.stack.tokenizers import TokenCounter
+
+
+@dataclass
+class Choice:
+    spec: ModelSpec
+    prompt: Prompt
+
+
+@dataclass
+class Route:
+    choices: list[Choice]  # the first answers; the others are fallbacks, in order
+    notices: list[str] = field(default_factory=list)
+
+
+class Router:
+    def __init__(self, specs: Sequence[ModelSpec], available: Collection[str],
+                 counter: Callable[[ModelSpec], TokenCounter], answer_tokens: int):
+        self.specs = list(specs)
+        self.available = set(available)
+        self.counter = counter
+        self.answer_tokens = answer_tokens
+
+    def run(self, question: str, hits: Sequence[Hit], requested: str | None = None,
+            image: str | None = None) -> Route:
+        candidates = self._candidates(requested, image is not None)
+        choices = [Choice(spec, self._prompt(spec, question, hits, image)) for spec in candidates]
+        pinned = choices[:1] if requested else []
+        rest = [c for c in choices if c not in pinned]
+        # Stable sorts keep catalogue order within each group.
+        rest.sort(key=lambda c: -len(c.prompt.hits))
+        rest.sort(key=lambda c: c.prompt.dropped > 0)
+        route = Route(pinned + rest)
+        first = route.choices[0]
+        if first.prompt.dropped:
+            route.notices.append(
+                f"packed {len(first.prompt.hits)} of {len(hits)} passages: {first.spec.id}'s window of "
+                f"{first.spec.context} tokens holds no more" + ("" if requested else " and no model's window is larger")
+            )
+        return route
+
+    def _candidates(self, requested: str | None, vision: bool) -> list[ModelSpec]:
+        serving = [s for s in self.specs if s.stack_id in self.available]
+        if vision:
+            serving = [s for s in serving if s.vision]
+        if requested:
+            named = [s for s in self.specs if requested in (s.id, s.stack_id)]
+            if not named:
+                known = ", ".join(s.id for s in self.specs) or "none"
+                raise DocstackError(f"model '{requested}' is not in this profile's catalogue (models: {known})")
+            if named[0] not in serving:
+                why = "does not take images" if vision and not named[0].vision else "is not served by the stack now"
+                raise DocstackError(f"model '{requested}' {why}; `docstack models` says what is usable")
+            serving.remove(named[0])
+            serving.insert(0, named[0])
+        if not serving:
+            kind = "vision model" if vision else "model"
+            raise DocstackError(f"no {kind} of this profile is served by the stack now; `docstack models` says why")
+        return serving
+
+    def _prompt(self, spec: ModelSpec, question: str, hits: Sequence[Hit], image: str | None) -> Prompt:
+        builder = PromptBuilder(self.counter(spec), spec.context, self.answer_tokens)
+        return builder.run(question, hits, image=image)
+
+
+class Fallback:
+    """Streams the answer of the route's first model that starts answering. A model that fails or
+    times out before its first token hands over to the next, and a notice on the route says so."""
+
+    def __init__(self, route: Route, generate: Callable[[Choice], Iterator[str]]):
+        self.route = route
+        self.generate = generate
+        self.choice: Choice | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        failures: list[str] = []
+        for i, choice in enumerate(self.route.choices):
+            deltas = iter(self.generate(choice))
+            try:
+                first = next(deltas, "")
+            except ModelFailed as exc:
+                failures.append(str(exc))
+                if i + 1 == len(self.route.choices):
+                    raise ModelFailed("no model could answer: " + "; ".join(failures)) from exc
+                self.route.notices.append(f"{exc}; {self.route.choices[i + 1].spec.id} answered instead")
+                continue
+            self.choice = choice
+            yield first
+            yield from deltas
+            return

