@@ -85,7 +85,8 @@ def first_tokens(browser, ui: str, question: str) -> tuple[float, float]:
     page.keyboard.press("Enter")
     # Polled in the page, so the time is when the browser shows the text, not when Python looks.
     page.wait_for_function(
-        "sel => { const m = document.querySelector(sel); const t = m && m.querySelector('[data-testid=\"stMarkdown\"]');"
+        "sel => { const m = document.querySelector(sel);"
+        " const t = m && m.querySelector('[data-testid=\"stMarkdown\"]');"
         " return t && t.innerText.trim().length > 0; }", arg=ASSISTANT, polling=20, timeout=300_000)
     browser_first = time.perf_counter() - started
     timing = message.get_by_text(re.compile(r"first token .* total"))

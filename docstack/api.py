@@ -385,16 +385,21 @@ class DocStack:
         """A follow-up as a question that stands on its own (one model call; none without history)."""
         if not history:
             return question
-        model = self.router().pick(model or self.settings.model).stack_id
-        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(model, messages, tokens, 0.0))
+        # The model that would answer writes the question (the router's first choice).
+        stack_id = self.router().pick(model or self.settings.model).stack_id
+        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(
+            stack_id, messages, tokens, 0.0, timeout=self.settings.model_timeout))
         return rewriter.run(question, history)
 
     def warm_up(self) -> None:
         """Load what a first answer needs (query embedder, the model's tokenizer, the stack
-        client) now, so the first question does not wait for it; the web app does this at start."""
+        client) now, so the first question does not wait for it; the web app does this at start.
+        Raises DocstackError when no stack answers."""
         self.embedder.embed(["warm up"])
-        profiles.token_counter(self.settings, profiles.models(self.settings)[0])
-        self.client  # noqa: B018 (creating it imports llama_stack_client)
+        # The router asks the stack what it serves (DocstackError when nothing answers: then
+        # there is nothing to warm, and no model file is assembled for nothing) and loads the
+        # served models' tokenizers.
+        self.router().run("warm up", [])
 
     @cached_property
     def previews(self) -> PagePreviews:

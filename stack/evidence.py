@@ -91,6 +91,8 @@ def _without_blank_bands(image, margin: int = 16):
 class PagePreviews:
     """PNG pictures of PDF pages under `cache_dir`, rendered once per file version, page and dpi."""
 
+    STYLE = "cropped"  # part of the file name: pictures drawn another way are not reused
+
     def __init__(self, cache_dir: Path, dpi: int = 80):
         self.cache_dir = cache_dir
         self.dpi = dpi
@@ -104,7 +106,7 @@ class PagePreviews:
         except OSError:
             return None
         version = hashlib.sha256(f"{pdf.resolve()}\0{info.st_size}\0{info.st_mtime_ns}".encode()).hexdigest()[:20]
-        target = self.cache_dir / f"{version}-p{page}-{self.dpi}dpi.png"
+        target = self.cache_dir / f"{version}-p{page}-{self.dpi}dpi-{self.STYLE}.png"
         if target.is_file():
             return target
         return self._render(pdf, page, target)

@@ -24,7 +24,7 @@ def passage_html(card: Evidence) -> str:
 
 def show_card(card: Evidence, key: str) -> None:
     with st.container(border=True, key=key):  # the key gives the card a class: st-key-card-...
-        text, picture = st.columns([3, 1]) if card.preview else (st.container(), None)
+        text, picture = st.columns([3, 2]) if card.preview else (st.container(), None)
         with text:
             st.markdown(f"**[{card.n}] {card.name}**" + (f" · page {card.page}" if card.page else ""))
             if card.section:
@@ -33,7 +33,7 @@ def show_card(card: Evidence, key: str) -> None:
             st.caption(card.source)
         if picture is not None:
             with picture:
-                st.image(str(card.preview), caption=f"{card.name}, page {card.page}", use_container_width=True)
+                st.image(str(card.preview), caption=f"{card.name}, page {card.page}", width="stretch")
 
 
 def show_answer(turn: ChatTurn, number: int) -> None:
@@ -96,13 +96,6 @@ def main() -> None:
         st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder:")
         return
     turns: list[ChatTurn] = st.session_state.setdefault("chats", {}).setdefault(name, [])
-    with st.sidebar:
-        if turns:
-            st.download_button("Export chat (Markdown)", to_markdown(turns, name), file_name=f"docstack-{name}.md",
-                               mime="text/markdown", use_container_width=True)
-            if st.button("Clear chat", use_container_width=True):
-                turns.clear()
-                st.rerun()
     for number, turn in enumerate(turns):
         show_turn(turn, number)
     question = st.chat_input(f"Ask about {name}")
@@ -110,6 +103,14 @@ def main() -> None:
         with st.chat_message("user"):
             st.write(question)
         turns.append(ask(question, name, turns))
+    # Last, so that a question just answered is in the export.
+    with st.sidebar:
+        if turns:
+            st.download_button("Export chat (Markdown)", to_markdown(turns, name), file_name=f"docstack-{name}.md",
+                               mime="text/markdown", width="stretch", on_click="ignore")
+            if st.button("Clear chat", width="stretch"):
+                turns.clear()
+                st.rerun()
 
 
 main()

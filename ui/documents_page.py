@@ -37,7 +37,8 @@ class FileProgress:
 def summary(report: IngestReport) -> str:
     extra = f", {report.unchanged} already there" if report.unchanged else ""
     failed = f", {len(report.errors)} failed" if report.errors else ""
-    return f"Added {report.files} files ({report.pages} pages, {report.chunks} chunks){extra}{failed} in {report.seconds:.1f} s"
+    return (f"Added {report.files} files ({report.pages} pages, {report.chunks} chunks){extra}{failed}"
+            f" in {report.seconds:.1f} s")
 
 
 def show_report(report: IngestReport) -> None:
@@ -75,7 +76,7 @@ def documents_table(name: str) -> None:
     st.dataframe(pd.DataFrame([{
         "file": d.name, "pages": d.pages, "chunks": d.chunks, "size (KB)": round(d.bytes / 1024, 1),
         "ingested": d.ingested_at.strftime("%Y-%m-%d %H:%M"), "path": d.path,
-    } for d in docs]), hide_index=True, use_container_width=True)
+    } for d in docs]), hide_index=True, width="stretch")
     with st.form("delete-documents", clear_on_submit=True, border=False):
         paths = st.multiselect("Delete documents", [d.path for d in docs], format_func=lambda p: Path(p).name)
         if st.form_submit_button("Delete selected") and paths:

@@ -17,7 +17,7 @@ def available_models() -> tuple[list[dict], str | None]:
     except DocstackError as exc:
         return [], str(exc)
     return [{"model": s.spec.id, "role": s.spec.role, "size": f"{s.spec.parameters_b:g}B",
-             "window": s.spec.context, "vision": s.spec.vision, "usable": s.usable, "status": s.reason}
+             "window": s.spec.context, "vision": s.spec.vision, "usable": s.usable, "reason": s.reason}
             for s in statuses], None
 
 
@@ -29,7 +29,7 @@ def services(info: dict) -> None:
         s = info.get(name) or {}
         state = "healthy" if s.get("healthy") else ("starting or failing" if s.get("running") else "not running")
         rows.append({"service": name, "state": state, "url": s.get("url"), "pid": s.get("pid"), "log": s.get("log")})
-    st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
 def indexes(info: dict) -> None:
@@ -38,7 +38,7 @@ def indexes(info: dict) -> None:
     rows = [{"collection": name, **stats, "on disk (MB)": round(ds.index_bytes(name) / 2**20, 2)}
             for name, stats in info["collections"].items()]
     if rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
         st.info("No collections yet.")
 
@@ -77,7 +77,7 @@ def main() -> None:
     if problem:
         st.warning(f"No models listed: {problem}")
     elif rows:
-        st.dataframe(pd.DataFrame(rows), hide_index=True, use_container_width=True)
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
         st.info("The stack serves no models.")
     indexes(info)
