@@ -52,6 +52,11 @@ def main() -> None:
         text.markdown(answer.answer)  # now with its [n] citation markers
         if answer.abstained:
             st.warning("The documents do not contain the answer.")
+        safety = answer.safety
+        if safety.blocked:
+            st.error(f"Blocked by the safety shields at the {safety.stage} stage ({safety.category}).")
+        elif safety.redactions or safety.dropped_chunks:
+            st.info(f"Safety: {safety.redactions} redactions, {safety.dropped_chunks} passages left out.")
         for c in answer.citations:
             with st.expander(f"[{c.n}] {cited_where(c.source, c.page)}"):
                 st.caption(c.source)
