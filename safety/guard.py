@@ -25,6 +25,7 @@ from docstack.safety.injection import GuardrailShield, RuleShield
 from docstack.safety.output import CanaryShield, LinkShield, PromptLeakShield
 from docstack.safety.pii import PIIShield, SecretShield
 from docstack.safety.policy import SEVERITY, Policy
+
 from docstack.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from docstack import DocStack, Settings
-from docstack.console import DocstackError
 from docstack.eval import safety as safety_eval
 from docstack.ingest.store import ChunkStore
 from docstack.safety.classifier import EmbeddingClassifier
@@ -24,6 +21,9 @@ from docstack.safety.guard import Shields
 from docstack.safety.pii import PIIShield, SecretShield, iban_valid, luhn
 from docstack.safety.policy import Policy
 from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT
+
+from docstack import DocStack, Settings
+from docstack.console import DocstackError
 from tests.conftest import ROOT, free_port
 
 REDTEAM = ROOT / "eval" / "redteam" / "redteam.jsonl"
