@@ -27,6 +27,7 @@ bench: install
 	$(BIN)/python bench/bench_spine.py
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_index.py --quick
+	$(BIN)/python bench/bench_safety.py
 
 down:
 	$(BIN)/docstack down

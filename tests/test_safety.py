@@ -223,6 +223,8 @@ def test_a_blocked_ask_names_stage_and_category_without_a_stack(docstack):
     assert answer.safety.to_json() == {"blocked": True, "stage": "input", "category": "injection", "shield": "rules",
                                        "redactions": 0, "dropped_chunks": 0}
     assert "input" in answer.answer and "injection" in answer.answer and not answer.citations
+    # without Llama Guard, status owns up to the weaker harmful-content check
+    assert docstack.status()["safety"]["harmful_content"].startswith("keyword rules only (weak")
 
 
 def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
