@@ -142,6 +142,12 @@ def test_output_is_redacted_while_it_streams(guard):
     assert out.report.redactions == 4 and not out.report.blocked
 
 
+def test_secrets_of_the_passages_are_removed_when_reworded(guard):
+    out = guard.output([_Hit(3, "Deployment config:\npassword = Sup3rS3cret!2024\n")])
+    text = "".join(out.filter(iter(["The deployment uses the password Sup3rS3cret!2024 [1]."])))
+    assert "Sup3rS3cret" not in text and "[secret removed]" in text
+
+
 def test_system_prompt_leak_stops_the_answer(guard):
     out = guard.output([_Hit(1, "text")])
     leak = SYSTEM_PROMPT.split("\n")[1]
