@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/bench_ingest.py
 	$(BIN)/python bench/bench_index.py --quick
 	$(BIN)/python bench/bench_ui.py
+	$(BIN)/python bench/bench_safety.py
 
 down:
 	$(BIN)/docstack down

@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from docstack import DocStack, Settings  # noqa: E402
 from docstack.safety import guard as guard_module  # noqa: E402
 from docstack.stack.models import QWEN_0_5B, ensure_gguf  # noqa: E402
+
+from docstack import DocStack, Settings  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = [

@@ -21,8 +21,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from docstack.console import DocstackError
 from docstack.stack.retrieval import Hit
+
+from docstack.console import DocstackError
 
 DEFAULT_DATASET = Path(__file__).with_name("redteam") / "redteam.jsonl"
 REQUIRED = ("kind", "category", "text")

@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
 from docstack.safety.base import Finding, Verdict
 
 log = logging.getLogger(__name__)

@@ -25,6 +25,7 @@ from docstack.safety.injection import GuardrailShield, RuleShield
 from docstack.safety.output import CanaryShield, LinkShield, PromptLeakShield
 from docstack.safety.pii import PIIShield, SecretShield
 from docstack.safety.policy import SEVERITY, Policy
+
 from docstack.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -203,11 +204,15 @@ class Guard:
         # Links the context shield took from flagged chunks never count as "in the documents".
         tokens = set(tokens)
         links.allowed -= {t for t in links.allowed if any(t in tok for tok in tokens)}
-        return OutputFilter(self, links, CanaryShield(tokens), [h.chunk_id for h in hits])
+        secrets = {h.text[f.start:f.end] for h in hits for f in self.shields.secrets.run(h.text, "output").findings
+                   if f.start is not None and self.policy.action("output", f.category) == "redact"}
+        known = CanaryShield(secrets, "secret", "[secret removed]", name="passage-secrets")
+        return OutputFilter(self, links, CanaryShield(tokens), [h.chunk_id for h in hits], known)
 
-    def _output_verdicts(self, text: str, links: LinkShield, canary: CanaryShield) -> list[Verdict]:
+    def _output_verdicts(self, text: str, links: LinkShield, canary: CanaryShield,
+                         known: CanaryShield | None = None) -> list[Verdict]:
         shields = [self.shields.secrets, self.shields.pii, links, canary, self.shields.harmful]
-        return [s.run(text, "output") for s in shields]
+        return [s.run(text, "output") for s in shields + ([known] if known else [])]
 
     @cached_property
     def prompt_leak(self) -> PromptLeakShield:
@@ -224,10 +229,12 @@ class OutputFilter:
     """Checks the answer sentence by sentence as it streams and emits it redacted; on a block it
     stops and emits the refusal instead. `report` says what happened."""
 
-    def __init__(self, guard: Guard, links: LinkShield, canary: CanaryShield, chunk_ids: Sequence[int] = ()):
+    def __init__(self, guard: Guard, links: LinkShield, canary: CanaryShield, chunk_ids: Sequence[int] = (),
+                 known: CanaryShield | None = None):
         self.guard = guard
         self.links = links
         self.canary = canary
+        self.known = known  # the secrets the passages hold, redacted wherever they appear
         self.chunk_ids = list(chunk_ids)
         self.report = SafetyReport()
         self._raw = ""
@@ -265,7 +272,7 @@ class OutputFilter:
 
     def _check(self, segment: str, final: bool = False) -> str | None:
         self._raw += segment
-        verdicts = self.guard._output_verdicts(segment, self.links, self.canary)
+        verdicts = self.guard._output_verdicts(segment, self.links, self.canary, self.known)
         verdicts.append(self.guard.prompt_leak.run(self._raw, "output"))
         verdict = self.guard.decide("output", segment, verdicts, self.chunk_ids)
         self.report.record(verdict)
@@ -277,7 +284,7 @@ class OutputFilter:
 
     def scrub(self, text: str) -> str:
         """`text` with what the output policy redacts removed, never blocked (citations' passages)."""
-        verdicts = self.guard._output_verdicts(text, self.links, self.canary)
+        verdicts = self.guard._output_verdicts(text, self.links, self.canary, self.known)
         return self.guard.decide("output", text, [v for v in verdicts if v.shield != "harmful-keywords"],
                                  audit=False).text
 

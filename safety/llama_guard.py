@@ -4,8 +4,9 @@ DOCSTACK_SAFETY_LLAMA_GUARD to its id. docstack never calls the model server its
 
 from __future__ import annotations
 
-from docstack.console import DocstackError
 from docstack.safety.base import Finding, Verdict
+
+from docstack.console import DocstackError
 
 # Llama Guard 3's hazard codes, for the audit log and the refusal.
 HAZARDS = {"S1": "violent crimes", "S2": "non-violent crimes", "S3": "sex-related crimes", "S4": "child sexual exploitation",

@@ -46,18 +46,21 @@ class LinkShield:
 
 
 class CanaryShield:
-    """Tokens and links taken from flagged chunks: if one shows up, the planted text got through."""
+    """Known strings that must not appear in an answer, in whatever sentence the model puts them:
+    the tokens and links of flagged chunks (if one shows up, the planted text got through), or the
+    secrets found in the passages ("the password is X" has no `password =` for a pattern to see)."""
 
-    name = "canary"
     stages = ("output",)
 
-    def __init__(self, tokens: Iterable[str] = ()):
+    def __init__(self, tokens: Iterable[str] = (), category: str = "canary", label: str = "[removed]",
+                 name: str = "canary"):
+        self.name, self.category, self.label = name, category, label
         self.tokens = sorted({t for t in tokens if len(t) >= 6}, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, self.tokens))) if self.tokens else None
 
     def run(self, text: str, stage: str) -> Verdict:
         found = [] if self._pattern is None else [
-            Finding("canary", 1.0, m.start(), m.end(), "[removed]") for m in self._pattern.finditer(text)]
+            Finding(self.category, 1.0, m.start(), m.end(), self.label) for m in self._pattern.finditer(text)]
         return Verdict.of(self.name, stage, text, found)
 
 

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from docstack.safety.base import STAGES
 
 from docstack.console import DocstackError
-from docstack.safety.base import STAGES
 
 DEFAULT_POLICY = Path(__file__).with_name("policy.yaml")
 ACTIONS = ("block", "redact", "drop", "strip", "quote", "warn", "allow")

@@ -13,9 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from docstack import DocStack, Settings
-from docstack.console import DocstackError
 from docstack.eval import safety as safety_eval
 from docstack.ingest.store import ChunkStore
 from docstack.safety.classifier import EmbeddingClassifier
@@ -24,6 +21,9 @@ from docstack.safety.guard import Shields
 from docstack.safety.pii import PIIShield, SecretShield, iban_valid, luhn
 from docstack.safety.policy import Policy
 from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT
+
+from docstack import DocStack, Settings
+from docstack.console import DocstackError
 from tests.conftest import ROOT, free_port
 
 REDTEAM = ROOT / "eval" / "redteam" / "redteam.jsonl"
@@ -142,6 +142,12 @@ def test_output_is_redacted_while_it_streams(guard):
     assert out.report.redactions == 4 and not out.report.blocked
 
 
+def test_secrets_of_the_passages_are_removed_when_reworded(guard):
+    out = guard.output([_Hit(3, "Deployment config:\npassword = Sup3rS3cret!2024\n")])
+    text = "".join(out.filter(iter(["The deployment uses the password Sup3rS3cret!2024 [1]."])))
+    assert "Sup3rS3cret" not in text and "[secret removed]" in text
+
+
 def test_system_prompt_leak_stops_the_answer(guard):
     out = guard.output([_Hit(1, "text")])
     leak = SYSTEM_PROMPT.split("\n")[1]
@@ -223,6 +229,8 @@ def test_a_blocked_ask_names_stage_and_category_without_a_stack(docstack):
     assert answer.safety.to_json() == {"blocked": True, "stage": "input", "category": "injection", "shield": "rules",
                                        "redactions": 0, "dropped_chunks": 0}
     assert "input" in answer.answer and "injection" in answer.answer and not answer.citations
+    # without Llama Guard, status owns up to the weaker harmful-content check
+    assert docstack.status()["safety"]["harmful_content"].startswith("keyword rules only (weak")
 
 
 def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:

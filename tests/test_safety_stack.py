@@ -8,11 +8,11 @@ import json
 
 import pytest
 import yaml
-
-from docstack import DocStack, Settings
 from docstack.safety.llama_guard import LlamaGuardShield
 from docstack.stack import profiles
 from docstack.stack.services import Service, ServiceManager
+
+from docstack import DocStack, Settings
 from tests.conftest import ROOT, free_port
 from tests.ollama_fake import OllamaFake
 

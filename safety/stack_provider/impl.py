@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from docstack.safety.base import STAGES
+from docstack.safety.guard import Shields, refusal
+from docstack.safety.stack_provider.config import DocstackSafetyConfig
 from llama_stack.providers.utils.inference.prompt_adapter import interleaved_content_as_str
 from llama_stack.providers.utils.safety import ShieldToModerationMixin
 from llama_stack_api import (
@@ -19,9 +22,6 @@ from llama_stack_api import (
     ViolationLevel,
 )
 
-from docstack.safety.base import STAGES
-from docstack.safety.guard import Shields, refusal
-from docstack.safety.stack_provider.config import DocstackSafetyConfig
 from docstack.settings import Settings
 
 
