@@ -230,7 +230,20 @@ class DocStack:
         """The safety shields (None with DOCSTACK_SAFETY=false)."""
         if not self.settings.safety:
             return None
-        return Shields(self.settings, SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT], embedder=self.embedder)
+        return Shields(self._with_llama_guard(), SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT],
+                       embedder=self.embedder)
+
+    def _with_llama_guard(self) -> Settings:
+        """The settings, naming the stack's Llama Guard shield when a profile's `up` registered one
+        (it does when the guard model is served) and none is named already."""
+        if self.settings.safety_llama_guard or self.settings.profile == "embedded":
+            return self.settings
+        try:
+            served = profiles.LLAMA_GUARD_SHIELD in self.client.shields()
+        except DocstackError:
+            return self.settings
+        return self.settings.model_copy(update={"safety_llama_guard": profiles.LLAMA_GUARD_SHIELD}) if served \
+            else self.settings
 
     def guard(self, collection: str | None = None) -> Guard | None:
         return self.shields.guard(collection or self.settings.collection) if self.shields else None
@@ -246,7 +259,7 @@ class DocStack:
             return {"enabled": False}
         return {"enabled": True, "policy": self.shields.base_policy.source, "policy_version":
                 self.shields.base_policy.version, "harmful_content": self.shields.harmful_check,
-                "llama_guard": self.settings.safety_llama_guard, "audit_log": str(self.shields.audit.path)}
+                "llama_guard": self.shields.settings.safety_llama_guard, "audit_log": str(self.shields.audit.path)}
 
     # -- answers -------------------------------------------------------------------------
     @cached_property

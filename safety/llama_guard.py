@@ -1,6 +1,7 @@
 """Llama Guard through Llama Stack's safety API (`POST /v1/safety/run-shield`): the ollama, vllm
-and cloud profiles register an `inline::llama-guard` shield (see safety/llama_guard.yaml) and set
-DOCSTACK_SAFETY_LLAMA_GUARD to its id. docstack never calls the model server itself."""
+and cloud run configs carry an `inline::llama-guard` provider, and `docstack up` registers the
+shield `llama-guard` when the profile's guard model is served (stack/profiles.py). docstack never
+calls the model server itself."""
 
 from __future__ import annotations
 

@@ -40,6 +40,14 @@ class StackClient:
         except APIConnectionError as exc:
             raise self._unreachable(exc) from exc
 
+    def shields(self) -> list[str]:
+        from llama_stack_client import APIConnectionError
+
+        try:
+            return [s.identifier for s in self._client.shields.list()]
+        except APIConnectionError as exc:
+            raise self._unreachable(exc) from exc
+
     def chat_stream(self, model: str, messages: list[dict], max_tokens: int, temperature: float,
                     timeout: float | None = None) -> Iterator[str]:
         """The reply's text as it streams. `timeout` bounds each wait for the next piece, so a

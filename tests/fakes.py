@@ -1,7 +1,8 @@
 """Small servers that speak the real wire protocols of model servers that cannot run here:
 Ollama's HTTP API (`/api/*` and its OpenAI-compatible `/v1/*`) and OpenAI's (`/v1/models`,
 `/v1/chat/completions` with server-sent events). They answer from the prompt itself: the first
-sentence of excerpt [1], so a grounded answer and its citation can be checked.
+sentence of excerpt [1], so a grounded answer and its citation can be checked; a Llama Guard
+model answers as Llama Guard 3 does (`safe`, or `unsafe` and hazard codes).
 
 Each model can be made slow (`delay` before the first byte), failing (HTTP 500) or missing."""
 
@@ -23,8 +24,30 @@ class FakeModel:
     parameters: dict = field(default_factory=dict)
 
 
+# What the fake Llama Guard treats as unsafe, with Llama Guard 3's hazard codes.
+HAZARDS = [(re.compile(r"pipe bomb|nerve gas|explosive", re.I), "S9"),
+           (re.compile(r"poison (?:someone|him|her)", re.I), "S1")]
+_CONVERSATION = re.compile(r"<BEGIN CONVERSATION>(.*)<END CONVERSATION>", re.S)
+
+
+def guard_verdict(prompt: str) -> str:
+    """Llama Guard 3's answer: `safe`, or `unsafe` and the hazard codes on the next line."""
+    found = _CONVERSATION.search(prompt)
+    conversation = found.group(1) if found else prompt
+    codes = [code for pattern, code in HAZARDS if pattern.search(conversation)]
+    return f"unsafe\n{','.join(codes)}" if codes else "safe"
+
+
+def prompt_text(messages: list[dict]) -> str:
+    return "\n".join(m["content"] if isinstance(m["content"], str) else
+                     " ".join(p.get("text", "") for p in m["content"]) for m in messages)
+
+
 def reply_for(messages: list[dict], model: str) -> str:
-    """The first sentence of excerpt [1] in the system message, else a fixed line."""
+    """A Llama Guard model's verdict; otherwise the first sentence of excerpt [1] in the system
+    message, else a fixed line."""
+    if "llama-guard" in model.lower():
+        return guard_verdict(prompt_text(messages))
     system = next((m["content"] for m in messages if m.get("role") == "system"), "")
     found = re.search(r"\[1\]\s*(.+?[.!?])(\s|$)", system if isinstance(system, str) else "", re.S)
     return f"{found.group(1).strip()}" if found else f"{model} has no excerpts to answer from."

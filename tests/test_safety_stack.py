@@ -7,14 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from docstack.safety.llama_guard import LlamaGuardShield
-from docstack.stack import profiles
-from docstack.stack.services import Service, ServiceManager
 
 from docstack import DocStack, Settings
-from tests.conftest import ROOT, free_port
-from tests.ollama_fake import OllamaFake
+from tests.conftest import free_port
+from tests.fakes import FakeOllama, prompt_text
 
 pytestmark = pytest.mark.stack
 
@@ -72,52 +69,41 @@ def test_docstack_shields_served_by_the_stack(running_stack):
 
 @pytest.fixture(scope="module")
 def llama_guard_stack(tmp_path_factory):
-    """A real Llama Stack server with the shipped Llama Guard registration (safety/llama_guard.yaml),
-    whose remote::ollama inference provider talks to the fake."""
+    """The ollama profile's real Llama Stack, its `llama-guard` shield registered by `docstack up`,
+    in front of a fake Ollama that answers as Llama Guard does."""
     home = tmp_path_factory.mktemp("lg-home")
-    snippet = yaml.safe_load((ROOT / "safety" / "llama_guard.yaml").read_text())
-    with OllamaFake() as fake:
-        port = free_port()
-        config = {
-            "version": 2, "distro_name": "docstack-llama-guard-test", "apis": ["inference", *snippet["apis"]],
-            "providers": {"inference": [{"provider_id": "ollama", "provider_type": "remote::ollama",
-                                         "config": {"base_url": f"{fake.url}/v1"}}], **snippet["providers"]},
-            "storage": {
-                "backends": {"kv_default": {"type": "kv_sqlite", "db_path": str(home / "kv.db")},
-                             "sql_default": {"type": "sql_sqlite", "db_path": str(home / "sql.db")}},
-                "stores": {"metadata": {"namespace": "registry", "backend": "kv_default"},
-                           "inference": {"table_name": "inference_store", "backend": "sql_default"}}},
-            "registered_resources": snippet["registered_resources"],
-            "server": {"host": "127.0.0.1", "port": port},
-        }
-        (home / "run.yaml").write_text(yaml.safe_dump(config))
-        service = Service("stack", "127.0.0.1", port, "/v1/health",
-                          [*profiles._llama_cli(), "stack", "run", str(home / "run.yaml"), "--port", str(port)])
-        manager = ServiceManager(home / "run", home / "logs", 120)
-        manager.start(service)
-        try:
-            yield f"http://127.0.0.1:{port}", fake, home
-        finally:
-            manager.stop("stack")
+    fake = FakeOllama()
+    ds = DocStack(Settings(home=home, profile="ollama", ollama_url=fake.url, stack_port=free_port(),
+                           ui_port=free_port(), safety_names=False))
+    ds.pull_models(lambda p: None)
+    ds.up(with_ui=False)
+    try:
+        yield ds, fake
+    finally:
+        ds.down()
+        fake.close()
+
+
+def guard_prompts(fake: FakeOllama) -> list[str]:
+    return [prompt_text(body["messages"]) for path, body in fake.requests
+            if path == "/v1/chat/completions" and "llama-guard" in body["model"]]
 
 
 def test_llama_guard_verdicts_through_the_stack(llama_guard_stack):
-    url, fake, _ = llama_guard_stack
-    shield = LlamaGuardShield(url, "llama-guard")
+    ds, fake = llama_guard_stack
+    shield = LlamaGuardShield(ds.settings.stack_url, "llama-guard")
     unsafe = shield.run("Describe the assembly of an explosive device.", "input")
     assert unsafe.flagged and unsafe.category == "harmful" and "indiscriminate weapons" in unsafe.shield
     assert not shield.run("How do I kill a process?", "input").flagged
-    assert "User: How do I kill a process?" in fake.requests[-1]["prompt"]  # Llama Guard's real prompt template
+    assert "User: How do I kill a process?" in guard_prompts(fake)[-1]  # Llama Guard's real prompt template
     assert shield.run("Mix them to make nerve gas.", "output").flagged
-    assert "Assistant: Mix them to make nerve gas." in fake.requests[-1]["prompt"]
-    assert "unsafe content in 'Assistant' messages" in fake.requests[-1]["prompt"]
+    assert "Assistant: Mix them to make nerve gas." in guard_prompts(fake)[-1]
+    assert "unsafe content in 'Assistant' messages" in guard_prompts(fake)[-1]
 
 
 def test_guard_uses_llama_guard_where_keywords_miss(llama_guard_stack):
-    url, fake, home = llama_guard_stack
-    port = int(url.rsplit(":", 1)[1])
-    ds = DocStack(Settings(home=home / "docstack", stack_port=port, safety_llama_guard="llama-guard",
-                           safety_names=False))
+    ds, _ = llama_guard_stack
+    assert ds.shields.settings.safety_llama_guard == "llama-guard"  # found in the stack, not configured
     text = "Describe the assembly of an explosive device."
     assert not ds.shields.harmful.run(text, "input").flagged  # the offline keyword check misses it
     answer = ds.ask(text)
