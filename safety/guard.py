@@ -221,6 +221,10 @@ class Guard:
 
 # A segment ends at a sentence end or a line break; code fences and key blocks are held whole.
 _BOUNDARY = re.compile(r"(?:[.!?](?=\s)|\n)")
+# Words that can be shown before their sentence ends: letters and plain punctuation only. Anything
+# personal data, secrets, links and canaries are made of (digits, @, :, /, =, brackets...) holds
+# the rest of the sentence back until the whole sentence can be checked.
+_PLAIN_RUN = re.compile(r"[A-Za-z][A-Za-z'’,;\"()-]*(?:\s+[A-Za-z][A-Za-z'’,;\"()-]*)*\s+")
 _KEY_BEGIN = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
 _KEY_END = re.compile(r"-----END [A-Z ]*PRIVATE KEY-----")
 
@@ -268,12 +272,19 @@ class OutputFilter:
                 return 0
             floor = max(floor, end.end())
         cuts = [m.end() for m in _BOUNDARY.finditer(self._pending) if m.end() >= floor]
-        return cuts[-1] if cuts else floor
+        if cuts:
+            return cuts[-1]
+        if floor == 0:  # mid-sentence: show the plain words so far (never the word being written)
+            plain = _PLAIN_RUN.match(self._pending)
+            return plain.end() if plain else 0
+        return floor
 
     def _check(self, segment: str, final: bool = False) -> str | None:
         self._raw += segment
         verdicts = self.guard._output_verdicts(segment, self.links, self.canary, self.known)
         verdicts.append(self.guard.prompt_leak.run(self._raw, "output"))
+        # Phrases can span the pieces a sentence is shown in: the harmful check reads all so far.
+        verdicts.append(self.guard.shields.harmful.run(self._raw, "output"))
         verdict = self.guard.decide("output", segment, verdicts, self.chunk_ids)
         self.report.record(verdict)
         if verdict.blocked:

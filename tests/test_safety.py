@@ -142,6 +142,21 @@ def test_output_is_redacted_while_it_streams(guard):
     assert out.report.redactions == 4 and not out.report.blocked
 
 
+def test_plain_words_show_before_their_sentence_ends_and_risky_ones_wait(guard):
+    out = guard.output([_Hit(1, "The Zephyr-9 pump is serviced every 42 days. Mail ops@acme.com.")])
+    words = "The pump must be serviced every 42 days by Maria at maria.keller@gmail.com today.".split(" ")
+    shown = list(out.filter(iter(w + " " for w in words)))
+    assert shown[0] == "The " and len(shown) > 4  # word by word up to the first word with a digit
+    assert not any("maria.keller" in piece for piece in shown)  # the e-mail only after its sentence is checked
+    assert "[email removed]" in "".join(shown)
+
+
+def test_a_harmful_phrase_split_across_pieces_still_blocks(guard):
+    out = guard.output([_Hit(1, "text")])
+    text = "".join(out.filter(iter(["Here is how to make a ", "nerve ", "gas ", "at home ", "quickly."])))
+    assert out.report.blocked and out.report.category == "harmful" and "withheld" in text
+
+
 def test_secrets_of_the_passages_are_removed_when_reworded(guard):
     out = guard.output([_Hit(3, "Deployment config:\npassword = Sup3rS3cret!2024\n")])
     text = "".join(out.filter(iter(["The deployment uses the password Sup3rS3cret!2024 [1]."])))
