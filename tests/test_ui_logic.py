@@ -200,6 +200,7 @@ def test_status_page_without_a_stack_says_why_no_model_answers(app_env):
     assert all("docstack up" in reason or "model server" in reason for reason in models["reason"])
     assert page.selectbox(key="opt_model").options == ["(default)"]
     assert list(collections["collection"]) == ["samples"] and collections["documents"][0] == 1
+    assert any("Harmful content: keyword rules only" in m.value for m in page.markdown)  # honest about it
     page.slider(key="opt_k").set_value(5).run()
     page.switch_page("chat_page.py").run()
     assert page.session_state["opt_k"] == 5  # kept while the Status page is not drawn

@@ -58,14 +58,14 @@ def chat_options(models: list[str]) -> None:
     st.selectbox("Model", choices, key="opt_model")
 
 
-def safety() -> None:
+def safety(info: dict) -> None:
     st.subheader("Safety policy")
-    ds = docstack()
-    policy = getattr(ds, "safety_policy", None)
-    if policy is None:
-        st.caption("No safety checks in this build.")
-    else:
-        st.write(policy() if callable(policy) else policy)
+    shields = info["safety"]
+    if not shields["enabled"]:
+        st.warning("Safety shields are off (DOCSTACK_SAFETY=false).")
+        return
+    st.write(f"Policy `{shields['policy']}` (version {shields['policy_version']}); audit log `{shields['audit_log']}`.")
+    st.write(f"Harmful content: {shields['harmful_content']}.")
 
 
 def main() -> None:
@@ -82,7 +82,7 @@ def main() -> None:
         st.info("The stack serves no models.")
     indexes(info)
     chat_options([row["model"] for row in rows if row["usable"] and row["role"] == "answer"])
-    safety()
+    safety(info)
 
 
 main()
