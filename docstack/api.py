@@ -405,10 +405,12 @@ class DocStack:
         return rewriter.run(question, history)
 
     def warm_up(self) -> None:
-        """Load what a first answer needs (query embedder, the model's tokenizer, the stack
-        client) now, so the first question does not wait for it; the web app does this at start.
-        Raises DocstackError when no stack answers."""
+        """Load what a first answer needs (query embedder, safety shields, the model's tokenizer,
+        the stack client) now, so the first question does not wait for it; the web app does this
+        at start. Raises DocstackError when no stack answers."""
         self.embedder.embed(["warm up"])
+        if self.shields is not None:
+            self.shields.warm()  # prompt-guardrail's scikit-learn alone takes ~3 s to import
         # The router asks the stack what it serves (DocstackError when nothing answers: then
         # there is nothing to warm, and no model file is assembled for nothing) and loads the
         # served models' tokenizers.

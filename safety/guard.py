@@ -92,6 +92,8 @@ class Shields:
         """Load what loads slowly (spaCy starts in the background)."""
         if self.base_policy.shields.get("prompt_guardrail", True):
             self.guardrail._detect
+        if self.classifier is not None:
+            self.classifier.run("warm up", "input")  # loads (or, the first time ever, trains) its weights
         self.pii
 
     def guard(self, collection: str | None = None) -> Guard:
