@@ -65,7 +65,7 @@ END;
 
 # Keyword search scores at most about this many (chunk, word) matches: the rarest query words
 # first. Below it nothing changes; beyond it only words found in very many chunks are left out.
-KEYWORD_POSTINGS_BUDGET = 20_000
+KEYWORD_POSTINGS_BUDGET = 10_000
 
 
 @dataclass(frozen=True)
