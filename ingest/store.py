@@ -218,17 +218,18 @@ class ChunkStore:
 
     def paths(self, ids: Sequence[int]) -> dict[int, str]:
         """The resolved file path each chunk came from (`source` is the path as it was given)."""
-        ids = [int(i) for i in ids]
-        marks = ",".join("?" * len(ids))
-        return dict(self.db.execute(f"SELECT id, path FROM chunks WHERE id IN ({marks})", ids)) if ids else {}
+        return self._column("path", ids)
 
     def safety(self, ids: Sequence[int]) -> dict[int, str | None]:
         """The stored context-shield verdicts of `ids` (None: not checked at ingest)."""
+        return self._column("safety", ids)
+
+    def _column(self, column: str, ids: Sequence[int]) -> dict:
         ids = [int(i) for i in ids]
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        return dict(self.db.execute(f"SELECT id, safety FROM chunks WHERE id IN ({marks})", ids))
+        return dict(self.db.execute(f"SELECT id, {column} FROM chunks WHERE id IN ({marks})", ids))
 
     def vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
