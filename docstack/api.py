@@ -358,7 +358,7 @@ class DocStack:
 
     def models(self) -> list[ModelStatus]:
         """Every catalogue model of the profile, and whether it can answer now (or why not)."""
-        specs = profiles.models(self.settings) + profiles.models(self.settings, role="shield")
+        specs = profiles.models(self.settings, role=None)
         try:
             registered, stack_error = set(self.client.models()), None
         except DocstackError:
@@ -389,7 +389,7 @@ class DocStack:
         server = profiles.backend(self.settings)
         if not isinstance(server, OllamaBackend):
             raise DocstackError(f"the {self.settings.profile} profile's server manages its own models; nothing to pull")
-        specs = profiles.models(self.settings) + profiles.models(self.settings, role="shield")
+        specs = profiles.models(self.settings, role=None)
         for spec in specs:
             server.pull(spec, on_progress)
         return [spec.provider_model_id for spec in specs]

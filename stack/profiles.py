@@ -52,9 +52,12 @@ def model_file(settings: Settings) -> Path:
     return ensure_gguf(shipped, settings.models_dir)
 
 
-def models(settings: Settings, role: str = "answer") -> list[ModelSpec]:
-    """The catalogue's models of the settings' profile. The embedded model is whatever GGUF the
-    settings serve, under its alias, with the window llama.cpp is started with."""
+def models(settings: Settings, role: str | None = "answer") -> list[ModelSpec]:
+    """The catalogue's models of the settings' profile with that role (None: answer models, then
+    shields). The embedded model is whatever GGUF the settings serve, under its alias, with the
+    window llama.cpp is started with."""
+    if role is None:
+        return models(settings, "answer") + models(settings, "shield")
     run_config(settings.profile)
     specs = Catalogue.load().profile(settings.profile, role)
     if settings.profile == "embedded" and role == "answer":
@@ -89,7 +92,7 @@ def backend(settings: Settings) -> OllamaBackend | OpenAIBackend | None:
 def served(settings: Settings) -> list[ModelSpec]:
     """The profile's models (answer and shield) that its model server serves now; raises one
     clear line when the server is unreachable or serves none of them."""
-    wanted = models(settings) + models(settings, role="shield")
+    wanted = models(settings, role=None)
     server = backend(settings)
     if server is None:
         return wanted
