@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def run_cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
+    """`docstack ARGS` in its own process, with its own data folder, a free stack port and `env`."""
+    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_STACK_PORT": str(free_port()), **env}
+    return subprocess.run([sys.executable, "-m", "docstack.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
 @pytest.fixture(scope="session")

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import run_cli
 from tests.pdfs import write_pdf
-
-DOCSTACK = [sys.executable, "-m", "docstack.cli"]
-
-
-def run(args: list[str], home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_STACK_PORT": str(free_port())}
-    return subprocess.run(DOCSTACK + args, capture_output=True, text=True, env=env, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +25,7 @@ def corpus(tmp_path_factory) -> Path:
 def test_ingest_search_and_errors(tmp_path, corpus):
     bad = tmp_path / "broken.pdf"
     bad.write_bytes(b"%PDF-1.7 truncated")
-    result = run(["ingest", str(corpus), str(bad), "--json"], tmp_path / "home")
+    result = run_cli(["ingest", str(corpus), str(bad), "--json"], tmp_path / "home")
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert set(report) >= {"files", "chunks", "pages", "errors", "seconds"}
@@ -44,7 +34,7 @@ def test_ingest_search_and_errors(tmp_path, corpus):
     assert [e["path"] for e in report["errors"]] == [str(bad)]
     assert result.stderr == ""
 
-    result = run(["search", "how often is the pump serviced", "-k", "2", "--json"], tmp_path / "home")
+    result = run_cli(["search", "how often is the pump serviced", "-k", "2", "--json"], tmp_path / "home")
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
     assert len(hits) == 2
@@ -52,19 +42,19 @@ def test_ingest_search_and_errors(tmp_path, corpus):
     assert hits[0]["source"] == str(corpus / "manual.pdf") and hits[0]["page"] == 2
     assert hits[0]["score"] >= hits[1]["score"]
 
-    again = json.loads(run(["ingest", str(corpus), "--json"], tmp_path / "home").stdout)
+    again = json.loads(run_cli(["ingest", str(corpus), "--json"], tmp_path / "home").stdout)
     assert (again["files"], again["chunks"], again["unchanged"]) == (0, 0, 2)
 
 
 def test_nothing_ingested_exits_2(tmp_path):
-    result = run(["ingest", str(tmp_path / "missing"), "--json"], tmp_path / "home")
+    result = run_cli(["ingest", str(tmp_path / "missing"), "--json"], tmp_path / "home")
     assert result.returncode == 2
     assert json.loads(result.stdout)["errors"][0]["error"] == "no such file or directory"
 
 
 def test_ask_without_a_stack_is_one_clear_line(tmp_path, corpus):
-    run(["ingest", str(corpus / "notes.md")], tmp_path / "home")
-    result = run(["ask", "What is served on Fridays?"], tmp_path / "home")
+    run_cli(["ingest", str(corpus / "notes.md")], tmp_path / "home")
+    result = run_cli(["ask", "What is served on Fridays?"], tmp_path / "home")
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "docstack up" in lines[0], result.stderr
@@ -72,13 +62,13 @@ def test_ask_without_a_stack_is_one_clear_line(tmp_path, corpus):
 
 
 def test_unknown_collection_is_one_clear_line(tmp_path):
-    result = run(["search", "x", "--collection", "nope"], tmp_path / "home")
+    result = run_cli(["search", "x", "--collection", "nope"], tmp_path / "home")
     assert result.returncode != 0
     assert "collection 'nope' does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_status_json_names_the_ui_the_stack_and_the_profile(tmp_path):
-    result = run(["status", "--json"], tmp_path / "home")
+    result = run_cli(["status", "--json"], tmp_path / "home")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["profile"] == "embedded"

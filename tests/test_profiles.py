@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from docstack.stack.client import ModelFailed
 from docstack.stack.rag import Prompt
 from docstack.stack.retrieval import Hit
 from docstack.stack.router import Choice, Fallback, Route, Router
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 from tests.fakes import FakeOllama, FakeOpenAI
 
 
@@ -174,29 +173,22 @@ def test_models_says_why_each_model_can_or_cannot_answer(tmp_path, ollama):
     assert status["llama3.2-1b"] == "the stack is not running (`docstack up`)"
 
 
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "docstack.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
-
-
 def test_up_with_ollama_down_is_one_clear_line(tmp_path):
-    result = cli("up", "--profile", "ollama", "--no-ui",
-                 env={"DOCSTACK_HOME": str(tmp_path), "OLLAMA_URL": "http://127.0.0.1:9"})
+    result = run_cli(["up", "--profile", "ollama", "--no-ui"], tmp_path, OLLAMA_URL="http://127.0.0.1:9")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "error: no Ollama server answers at http://127.0.0.1:9 (OLLAMA_URL): listing models failed"]
 
 
 def test_up_with_no_model_pulled_says_how_to_pull(tmp_path, ollama):
-    result = cli("up", "--profile", "ollama", "--no-ui", env={"DOCSTACK_HOME": str(tmp_path), "OLLAMA_URL": ollama.url})
+    result = run_cli(["up", "--profile", "ollama", "--no-ui"], tmp_path, OLLAMA_URL=ollama.url)
     assert result.returncode == 2
     assert "serves none of the ollama profile's models" in result.stderr
     assert "docstack models pull --profile ollama" in result.stderr
 
 
 def test_models_pull_cli_reports_json(tmp_path, ollama):
-    result = cli("models", "pull", "--profile", "ollama", "--json",
-                 env={"DOCSTACK_HOME": str(tmp_path), "OLLAMA_URL": ollama.url})
+    result = run_cli(["models", "pull", "--profile", "ollama", "--json"], tmp_path, OLLAMA_URL=ollama.url)
     assert result.returncode == 0, result.stderr
     assert '"llama3.2:1b-docstack-8k"' in result.stdout
 
@@ -228,13 +220,13 @@ def test_cloud_needs_its_key_and_never_writes_it(tmp_path, monkeypatch):
 
 
 def test_vllm_unreachable_is_one_clear_line(tmp_path):
-    result = cli("up", "--profile", "vllm", "--no-ui", env={"DOCSTACK_HOME": str(tmp_path), "VLLM_URL": "http://127.0.0.1:9/v1"})
+    result = run_cli(["up", "--profile", "vllm", "--no-ui"], tmp_path, VLLM_URL="http://127.0.0.1:9/v1")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: no vLLM server answers at http://127.0.0.1:9/v1"
 
 
 def test_unknown_profile_lists_the_known_ones(tmp_path):
-    result = cli("up", "--profile", "gpu", env={"DOCSTACK_HOME": str(tmp_path)})
+    result = run_cli(["up", "--profile", "gpu"], tmp_path)
     assert result.returncode == 2
     assert "unknown profile 'gpu' (known: embedded, ollama, vllm, cloud)" in result.stderr
 

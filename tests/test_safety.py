@@ -6,10 +6,8 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +22,7 @@ from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT
 
 from docstack import DocStack, Settings
 from docstack.console import DocstackError
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, run_cli
 
 REDTEAM = ROOT / "eval" / "redteam" / "redteam.jsonl"
 
@@ -249,10 +247,7 @@ def test_a_blocked_ask_names_stage_and_category_without_a_stack(docstack):
 
 
 def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_STACK_PORT": str(free_port()),
-           "DOCSTACK_SAFETY_NAMES": "false"}
-    return subprocess.run([sys.executable, "-m", "docstack.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+    return run_cli(args, home, DOCSTACK_SAFETY_NAMES="false")
 
 
 def test_cli_safety_check_and_blocked_ask(tmp_path):
