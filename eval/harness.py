@@ -38,5 +38,12 @@ def answers(ds: DocStack, path: Path, model: str | None = None, limit: int | Non
             collection: str | None = None, on_progress: Progress | None = None) -> dict:
     dataset, name = prepare(ds, path, collection)
     questions = dataset.sample(limit)
-    result = answer_eval.evaluate(lambda q: ds.ask(q, collection=name, model=model), questions, on_progress)
-    return {"dataset": dataset.name, "model": model or ds.settings.model_id, **result}
+    served: list[str] = []  # what answered: the router may pick, or fall back to, another model
+
+    def ask(question: str):
+        answer = ds.ask(question, collection=name, model=model)
+        served.append(answer.model)
+        return answer
+
+    result = answer_eval.evaluate(ask, questions, on_progress)
+    return {"dataset": dataset.name, "model": ", ".join(dict.fromkeys(served)) or model or "none answered", **result}

@@ -65,3 +65,11 @@ def test_beir_layout_is_read(tmp_path, docstack):
     assert [q.gold for q in dataset.questions] == [{"d1": 1.0}]
     result = harness.retrieval(docstack, root, ["hybrid"])
     assert result["results"]["hybrid"]["hit@1"] == 1.0
+
+
+@pytest.mark.stack
+def test_answer_harness_names_the_model_that_answered(running_stack, squad_like):
+    # Asked for by its catalogue id; reported as the stack served it (what the router chose).
+    result = harness.answers(running_stack, squad_like, model="qwen2.5-0.5b-instruct", limit=1)
+    assert result["questions"] == 1 and not result["errors"]
+    assert result["model"] == "llamacpp/qwen2.5-0.5b-instruct"
