@@ -18,7 +18,7 @@ class DocstackError(Exception):
 
 
 def quiet_libraries() -> None:
-    """Silence the chatter of pypdf, Hugging Face and tokenizers; docstack reports what matters."""
+    """Silence the chatter of Hugging Face and tokenizers; docstack reports what matters."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -26,5 +26,5 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module=r"(transformers|torch|sentence_transformers)")
-    for name in ("pypdf", "fontTools", "transformers", "sentence_transformers", "httpx", "faiss"):
+    for name in ("transformers", "sentence_transformers", "httpx", "faiss"):
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -1,8 +1,8 @@
 """Files in, chunks with embeddings in a collection out: read -> chunk -> embed -> store.
 
 Unchanged files are recognised by size and mtime, then by content hash, before any parsing.
-Files are parsed in worker processes while the main process chunks, embeds and writes; a
-large file is written in parts so memory stays bounded."""
+Files, and the page ranges of large PDFs, are parsed in worker processes while the main process
+chunks, embeds and writes; a large file is written in parts so memory stays bounded."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ from docstack.console import DocstackError
 from docstack.hashing import file_sha256
 from docstack.ingest.chunker import Chunk, Chunker
 from docstack.ingest.embedder import Embedder
-from docstack.ingest.readers import Record, pdf_page_count, pdf_page_lines, pdf_records, read_document, supported
+from docstack.ingest.readers import (
+    Record, pdf_page_count, pdf_page_lines, pdf_range_records, read_document, supported,
+)
 from docstack.ingest.store import ChunkStore, Document
 
 log = logging.getLogger(__name__)
@@ -118,10 +120,11 @@ class _Task:
 
 @dataclass
 class _Parsed:
-    records: list[Record] = field(default_factory=list)
+    records: Iterable[Record] = field(default_factory=list)
     page_lines: list[list[str]] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    pages: int | None = None  # known before the records when they arrive range by range
 
 
 def read_task(task: _Task) -> _Parsed:
@@ -174,20 +177,26 @@ class Ingestor:
         done = len(files) - len(todo)
         batch: list[Document] = []
         for pending, parsed in self._parse(todo):
-            report.warnings += [{"path": str(pending.path), "warning": w} for w in parsed.warnings]
+            # Records that still arrive from workers can fail in a later page range: such a file
+            # is held until it is whole, so that a failure never replaces what was stored.
+            streamed = not isinstance(parsed.records, list)
+            held: list[Document] = []
+            file_chunks = 0
             try:
                 if parsed.error:
                     raise DocstackError(parsed.error)
-                for part in self._documents(pending, parsed.records):
-                    batch.append(part)
-                    report.chunks += len(part.chunks)
-                    if sum(len(d.chunks) for d in batch) >= self.write_batch:
-                        store.write(batch)
-                        batch = []
+                for part in self._documents(pending, parsed):
+                    held.append(part)
+                    file_chunks += len(part.chunks)
+                    if not streamed:
+                        batch, held = self._write_when_full(store, batch + held), []
+                batch = self._write_when_full(store, batch + held)
                 report.files += 1
                 report.pages += part.pages
+                report.chunks += file_chunks
             except DocstackError as exc:
                 report.fail(pending.path, str(exc))
+            report.warnings += [{"path": str(pending.path), "warning": w} for w in parsed.warnings]
             done += 1
             if on_progress:
                 on_progress(Progress(done, len(files), report.pages, report.chunks, str(pending.path)))
@@ -198,6 +207,12 @@ class Ingestor:
         store.flush()
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def _write_when_full(self, store: ChunkStore, batch: list[Document]) -> list[Document]:
+        if sum(len(d.chunks) for d in batch) < self.write_batch:
+            return batch
+        store.write(batch)
+        return []
 
     def _triage(self, files: list[Path], store: ChunkStore, report: IngestReport) -> list[_Pending]:
         """The files that need parsing; unchanged files, duplicates and unreadable ones are settled here."""
@@ -244,16 +259,16 @@ class Ingestor:
         # A fork server: safe in a threaded process (the web app), started once per process;
         # its workers inherit the preloaded parsers instead of importing them each.
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["docstack.ingest.readers", "pypdf", "bs4", "docx"])
+        context.set_forkserver_preload(["docstack.ingest.readers", "pypdfium2", "bs4", "docx"])
         with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context) as pool:
             yield from _merged(todo, tasks, _ahead(pool, tasks, 2 * self.workers))
 
-    def _documents(self, pending: _Pending, records: list[Record]) -> Iterator[Document]:
+    def _documents(self, pending: _Pending, parsed: _Parsed) -> Iterator[Document]:
         """The file's chunks with their embeddings, in parts of at most PART_CHUNKS."""
-        pages = max((r.page or 0 for r in records), default=0) or 1
+        pages = parsed.pages or max((r.page or 0 for r in parsed.records), default=0) or 1
         chunks: list[Chunk] = []
         first = True
-        for record, offset in _bounded(records):
+        for record, offset in _bounded(parsed.records):
             chunks += [dataclasses.replace(c, start=c.start + offset, end=c.end + offset)
                        for c in self.chunker.run([record])]
             while len(chunks) >= PART_CHUNKS:
@@ -303,19 +318,32 @@ def _ahead(pool: ProcessPoolExecutor, tasks: list[_Task], window: int) -> Iterat
 
 
 def _merged(todo: list[_Pending], tasks: list[_Task], results: Iterable[_Parsed]) -> Iterator[tuple[_Pending, _Parsed]]:
-    """One result per file: the page ranges of a split PDF joined into its records."""
+    """One result per file. A split PDF's records come range by range, as its workers finish."""
     for index, group in itertools.groupby(zip(tasks, results), key=lambda pair: pair[0].index):
-        parts = [parsed for _, parsed in group]
-        if len(parts) == 1 and not parts[0].page_lines:
-            yield todo[index], parts[0]
+        first_task, first = next(group)
+        if first_task.stop is None:
+            yield todo[index], first
             continue
-        merged = _Parsed(warnings=[w for p in parts for w in p.warnings])
-        merged.error = next((p.error for p in parts if p.error), None)
-        if merged.error is None:
-            with _collect_warnings(merged.warnings):
-                merged.records = pdf_records(todo[index].path, [lines for p in parts for lines in p.page_lines])
-            merged.error = None if merged.records else "no text layer (scanned?)"
-        yield todo[index], merged
+        merged = _Parsed(warnings=list(first.warnings), pages=max(t.stop for t in tasks if t.index == index))
+        merged.records = _range_records(todo[index].path, itertools.chain([(first_task, first)], group), merged)
+        yield todo[index], merged  # ranges left unread after a failure are skipped by groupby
+
+
+def _range_records(path: Path, ranges: Iterable[tuple[_Task, _Parsed]], merged: _Parsed) -> Iterator[Record]:
+    blank = total = 0
+    running: set[str] = set()
+    for n, (task, parsed) in enumerate(ranges):
+        if n:
+            merged.warnings += parsed.warnings
+        if parsed.error:
+            raise DocstackError(parsed.error)
+        blank += sum(1 for lines in parsed.page_lines if not lines)
+        total += len(parsed.page_lines)
+        yield from pdf_range_records(parsed.page_lines, task.start + 1, running)
+    if blank == total:
+        merged.warnings.append("no text layer (scanned?)")
+    elif blank:
+        log.info("%s: %d of %d pages have no text", path, blank, total)
 
 
 def _bounded(records: list[Record]) -> Iterator[tuple[Record, int]]:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from docstack.ingest.readers import ReadError, open_pdf
 from docstack.stack.rag import _SENTENCE_END, Answer, Embed
 from docstack.stack.retrieval import Hit
 
@@ -112,19 +113,14 @@ class PagePreviews:
         return self._render(pdf, page, target)
 
     def _render(self, pdf: Path, page: int, target: Path) -> Path | None:
-        import pypdfium2 as pdfium
-
         try:
-            document = pdfium.PdfDocument(str(pdf))
-        except pdfium.PdfiumError as exc:
+            with open_pdf(pdf) as document:
+                if not 1 <= page <= len(document):
+                    return None
+                image = document[page - 1].render(scale=self.dpi / 72).to_pil()
+        except ReadError as exc:
             log.warning("%s: no preview (%s)", pdf, exc)
             return None
-        try:
-            if not 1 <= page <= len(document):
-                return None
-            image = document[page - 1].render(scale=self.dpi / 72).to_pil()
-        finally:
-            document.close()
         image = _without_blank_bands(image)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_suffix(f".{os.getpid()}.part")

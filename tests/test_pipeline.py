@@ -118,19 +118,52 @@ def test_bad_inputs_each_get_one_line_and_the_rest_goes_in(docstack, tmp_path):
     assert docstack.store().verify() == []
 
 
+def test_pdf_failing_in_a_later_range_keeps_the_version_stored_before(docstack, tmp_path, monkeypatch):
+    """A large PDF is chunked and embedded range by range; a range that fails to parse must not
+    leave the file half replaced."""
+    from docstack.ingest import pipeline
+    from docstack.ingest.readers import ReadError
+
+    monkeypatch.setattr(pipeline, "SPLIT_PDF_BYTES", 0)
+    monkeypatch.setattr(pipeline, "SPLIT_PDF_PAGES", 3)
+    monkeypatch.setattr(pipeline, "PART_CHUNKS", 1)  # parts are ready before the failing range is read
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # parse in this process, where the patch below holds
+    path = tmp_path / "manual.pdf"
+    parts = ["valve", "gasket", "flange", "rotor", "bearing", "seal", "nozzle"]
+    write_pdf(path, [f"Old page {p} describes the {part} of model {p * 7}." for p, part in enumerate(parts, 1)])
+    assert docstack.ingest([path]).chunks > 0
+    write_pdf(path, [f"New page {p} describes the pump {part} of type {p * 5}." for p, part in enumerate(parts, 1)])
+    real = pipeline.pdf_page_lines
+
+    def failing(pdf, start=0, stop=None):
+        if start >= 3:
+            raise ReadError("not a readable PDF (damaged page)")
+        return real(pdf, start, stop)
+
+    monkeypatch.setattr(pipeline, "pdf_page_lines", failing)
+    report = docstack.ingest([path])
+    assert report.errors == [{"path": str(path), "error": "not a readable PDF (damaged page)"}]
+    assert report.files == 0 and report.chunks == 0
+    [hit] = docstack.search("gasket of model 14", k=1)
+    assert "Old page 2" in hit.text
+    assert not docstack.search("pump", k=5, mode="keyword")
+    assert docstack.store().verify() == []
+
+
 def test_large_pdf_is_parsed_in_page_ranges_across_workers(docstack, tmp_path, monkeypatch):
     from docstack.ingest import pipeline
 
     monkeypatch.setattr(pipeline, "SPLIT_PDF_BYTES", 0)
-    monkeypatch.setattr(pipeline, "SPLIT_PDF_PAGES", 2)
-    pages = [f"ACME Handbook\nSection {p} explains the gasket of model {p * 11}.\nPage {p} of 5" for p in range(1, 6)]
+    monkeypatch.setattr(pipeline, "SPLIT_PDF_PAGES", 3)  # ranges of 3, 3 and 1 pages
+    pages = [f"ACME Handbook\nSection {p} explains the gasket of model {p * 11}.\nPage {p} of 7" for p in range(1, 8)]
     write_pdf(tmp_path / "handbook.pdf", pages)
     (tmp_path / "other.md").write_text("# Other\n\nA second file so that workers are used.\n")
     report = docstack.ingest([tmp_path])
-    assert report.files == 2 and report.pages == 6 and not report.errors
-    [hit] = docstack.search("gasket of model 44", k=1)
-    assert hit.page == 4 and "model 44" in hit.text
-    assert "ACME Handbook" not in hit.text and "of 5" not in hit.text  # running header/footer dropped
+    assert report.files == 2 and report.pages == 8 and not report.errors
+    for page in (4, 7):  # the one-page last range drops what the earlier ranges found running
+        [hit] = docstack.search(f"gasket of model {page * 11}", k=1)
+        assert hit.page == page and f"model {page * 11}" in hit.text
+        assert "ACME Handbook" not in hit.text and "of 7" not in hit.text  # running header/footer dropped
 
 
 def test_scanned_pdf_is_reported_not_silently_empty(docstack, tmp_path):
