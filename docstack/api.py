@@ -95,7 +95,8 @@ class DocStack:
     # -- documents -----------------------------------------------------------------------
     @cached_property
     def embedder(self) -> Embedder:
-        return Embedder(self.settings.embedding_model, batch_size=self.settings.embed_batch)
+        return Embedder(self.settings.embedding_model, batch_size=self.settings.embed_batch,
+                        models_dir=self.settings.models_dir)
 
     @cached_property
     def reranker(self) -> CrossEncoderReranker | None:

@@ -33,3 +33,39 @@ def test_numpy_path_serves_small_batches_until_torch_is_loaded():
     assert "model" in fresh.__dict__
     assert np.allclose(large[:3], small, atol=1e-4)
     assert np.allclose(np.linalg.norm(large, axis=1), 1.0, atol=1e-5)
+
+
+STATIC = "docstack/all-MiniLM-L6-v2-static"
+
+
+def test_static_model_is_distilled_once_and_embeds_by_meaning(tmp_path):
+    from pathlib import Path
+
+    models = Path.home() / ".docstack" / "models"  # shared across runs, as the GGUF is
+    static = Embedder(STATIC, models_dir=models)
+    assert static.path == str(models / "docstack--all-MiniLM-L6-v2-static")
+    assert static.dimension == 256
+    vectors = static.embed(["How often must the pump be serviced?",
+                            "Service the pump every six months.",
+                            "The invoice lists three kinds of cheese."])
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.1
+    assert static.count_tokens(["Service the pump"]) == [3]
+    assert "model" not in static.__dict__, "a static model runs without sentence-transformers"
+
+
+def test_collection_ingested_with_the_static_model_is_searchable(tmp_path):
+    from pathlib import Path
+
+    from docstack import DocStack, Settings
+    from tests.pdfs import write_pdf
+
+    ds = DocStack(Settings(home=tmp_path / "home", embedding_model=STATIC))
+    ds.embedder.models_dir = Path.home() / ".docstack" / "models"
+    pages = ["The boiler must be descaled every spring.", "Warranty claims go to the regional office.",
+             "The pressure relief valve opens at three bar."]
+    write_pdf(tmp_path / "manual.pdf", pages)
+    report = ds.ingest([tmp_path / "manual.pdf"])
+    assert report.chunks == 3 and not report.errors
+    [hit] = ds.search("when does the safety valve release pressure", k=1, mode="dense")
+    assert hit.page == 3

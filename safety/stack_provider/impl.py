@@ -38,7 +38,7 @@ class DocstackSafetyImpl(ShieldToModerationMixin, Safety, ShieldsProtocolPrivate
 
         settings = Settings(home=Path(self.config.home).expanduser(), profile=self.config.profile,
                             safety_policy=Path(self.config.policy) if self.config.policy else None)
-        self.shields = Shields(settings, SYSTEM_PROMPT, [ABSTAIN_TEXT], embedder=Embedder(settings.embedding_model))
+        self.shields = Shields(settings, SYSTEM_PROMPT, [ABSTAIN_TEXT], embedder=Embedder(settings.embedding_model, models_dir=settings.models_dir))
 
     async def shutdown(self) -> None:
         pass
