@@ -96,7 +96,7 @@ class DocStack:
     @cached_property
     def embedder(self) -> Embedder:
         return Embedder(self.settings.embedding_model, batch_size=self.settings.embed_batch,
-                        models_dir=self.settings.models_dir)
+                        models_dir=self.settings.models_dir, precision=self.settings.embed_precision)
 
     @cached_property
     def reranker(self) -> CrossEncoderReranker | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -25,7 +26,11 @@ class Settings(BaseSettings):
     embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     chunk_tokens: int = 200
     chunk_overlap: int = 40
-    embed_batch: int = 64
+    # Small batches pad less: 16 embeds ~20% faster than 64 on two cores (bench/bench_ingest.py).
+    embed_batch: int = 16
+    # "auto": bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX): 2.5x faster than
+    # float32 there, vectors within cosine 0.9999 of it; float32 elsewhere.
+    embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     write_batch: int = 512
 
     # Answering. `top_k` passages for a search; `ask_k` packed into an answer's prompt: the small

@@ -3,6 +3,7 @@ static (model2vec) model distilled from it on first use."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections import OrderedDict
@@ -85,11 +86,22 @@ STATIC_MAX_TOKENS = 512
 RECENT = 32
 
 
+def native_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere torch emulates
+    it, slower than float32."""
+    import torch
+
+    cpu = torch.cpu
+    checks = [getattr(cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 class Embedder:
-    def __init__(self, model: str, batch_size: int = 64, models_dir: Path | None = None):
+    def __init__(self, model: str, batch_size: int = 16, models_dir: Path | None = None, precision: str = "auto"):
         self.name = model
         self.batch_size = batch_size
         self.models_dir = models_dir
+        self.precision = precision
         self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     @cached_property
@@ -119,6 +131,12 @@ class Embedder:
         transformers_logging.set_verbosity_error()
         log.info("loading embedding model %s from %s", self.name, self.path)
         return SentenceTransformer(self.path, device="cpu")
+
+    @cached_property
+    def bfloat16(self) -> bool:
+        """Bulk embedding in bfloat16 (torch autocast): the matrix products in bfloat16, the
+        normalisations and the output in float32."""
+        return self.precision == "bfloat16" or (self.precision == "auto" and native_bfloat16())
 
     def load(self) -> None:
         """Load the model now (bulk work would, on its first batch)."""
@@ -167,7 +185,11 @@ class Embedder:
         torch_loaded = "model" in self.__dict__
         if not torch_loaded and len(texts) <= SMALL_BATCH and self._numpy_encoder is not None:
             return self._numpy_encoder.encode(texts)
-        vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
+        import torch
+
+        precision = torch.autocast("cpu", dtype=torch.bfloat16) if self.bfloat16 else contextlib.nullcontext()
+        with precision:
+            vectors = self.model.encode(
+                list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
         return np.asarray(vectors, dtype=np.float32)

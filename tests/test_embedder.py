@@ -25,7 +25,7 @@ def test_numpy_encoder_matches_sentence_transformers(embedder):
 
 
 def test_numpy_path_serves_small_batches_until_torch_is_loaded():
-    fresh = Embedder("sentence-transformers/all-MiniLM-L6-v2")
+    fresh = Embedder("sentence-transformers/all-MiniLM-L6-v2", precision="float32")
     texts = [f"sentence number {i} about pumps and valves" for i in range(SMALL_BATCH + 1)]
     small = fresh.embed(texts[:3])
     assert "model" not in fresh.__dict__, "a small batch should not load torch"
@@ -69,3 +69,13 @@ def test_collection_ingested_with_the_static_model_is_searchable(tmp_path):
     assert report.chunks == 3 and not report.errors
     [hit] = ds.search("when does the safety valve release pressure", k=1, mode="dense")
     assert hit.page == 3
+
+
+def test_bfloat16_bulk_embeddings_match_float32():
+    texts = [f"{text} ({i})" for i, text in enumerate(TEXTS * 3)]  # more than SMALL_BATCH: torch's path
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    exact = Embedder(name, precision="float32")
+    fast = Embedder(name, precision="bfloat16")
+    assert not exact.bfloat16 and fast.bfloat16
+    cosine = np.sum(exact.embed(texts) * fast.embed(texts), axis=1)
+    assert cosine.min() > 0.999, cosine
