@@ -38,7 +38,9 @@ bench: install
 	@ls $(BENCH_PDFS) >/dev/null 2>&1 || apt-get install -y -q texlive-latex-base-doc texlive-pictures-doc \
 		|| echo "no $(BENCH_PDFS): the PDF benchmarks are skipped"
 	$(BIN)/python bench/bench_spine.py
+	$(BIN)/python bench/bench_pdf_parse.py
 	$(BIN)/python bench/bench_ingest.py
+	$(BIN)/python bench/bench_chunking.py
 	$(BIN)/python bench/bench_index.py --quick
 	$(BIN)/python bench/bench_ui.py
 	$(BIN)/python bench/bench_safety.py
