@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from docstack.console import DocstackError
 from docstack.hashing import file_sha256
 from docstack.ingest.chunker import Chunk, Chunker
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # A file with more chunks than this is written in parts of this size.
 PART_CHUNKS = 2048
+# Chunks are embedded this many at a time (a few seconds' work), and progress is reported after
+# each step, so that a large file shows how far it has got.
+EMBED_STEP = 256
 # Records longer than this are cut at paragraph breaks before chunking, to bound memory.
 MAX_RECORD_CHARS = 1_000_000
 # PDFs larger than this are parsed in page ranges of this many pages, in parallel.
@@ -62,11 +67,18 @@ class IngestReport:
 
 @dataclass(frozen=True)
 class Progress:
-    files_done: int
+    files_done: int  # files finished, `current` among them once its share is 1
     files_total: int
     pages: int
     chunks: int
     current: str
+    current_share: float = 1.0  # how much of `current` is done, by its pages
+
+    @property
+    def share(self) -> float:
+        """The share of the whole run that is done."""
+        partial = self.current_share if self.current_share < 1 else 0.0
+        return min(1.0, (self.files_done + partial) / max(1, self.files_total))
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -182,10 +194,15 @@ class Ingestor:
             streamed = not isinstance(parsed.records, list)
             held: list[Document] = []
             file_chunks = 0
+
+            def step(chunks: int, pages: int, share: float, path: str = str(pending.path)) -> None:
+                if on_progress:
+                    on_progress(Progress(done, len(files), report.pages + pages, report.chunks + chunks, path, share))
+
             try:
                 if parsed.error:
                     raise DocstackError(parsed.error)
-                for part in self._documents(pending, parsed):
+                for part in self._documents(pending, parsed, step):
                     held.append(part)
                     file_chunks += len(part.chunks)
                     if not streamed:
@@ -263,23 +280,35 @@ class Ingestor:
         with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context) as pool:
             yield from _merged(todo, tasks, _ahead(pool, tasks, 2 * self.workers))
 
-    def _documents(self, pending: _Pending, parsed: _Parsed) -> Iterator[Document]:
-        """The file's chunks with their embeddings, in parts of at most PART_CHUNKS."""
+    def _documents(self, pending: _Pending, parsed: _Parsed,
+                   on_step: Callable[[int, int, float], None] | None = None) -> Iterator[Document]:
+        """The file's chunks with their embeddings, in parts of at most PART_CHUNKS. After each
+        embedding step, `on_step(chunks, pages, share)`: what is done of this file so far."""
         pages = parsed.pages or max((r.page or 0 for r in parsed.records), default=0) or 1
         chunks: list[Chunk] = []
-        first = True
-        for record, offset in _bounded(parsed.records):
-            chunks += [dataclasses.replace(c, start=c.start + offset, end=c.end + offset)
-                       for c in self.chunker.run([record])]
+        vectors = np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        first, total = True, 0
+        for step in itertools.batched(self._chunks(parsed.records), EMBED_STEP):
+            chunks += step
+            vectors = np.vstack([vectors, self.embedder.embed([c.text for c in step])])
+            total += len(step)
+            if on_step and step[-1].page:
+                on_step(total, step[-1].page, min(0.99, step[-1].page / pages))  # 1: written
             while len(chunks) >= PART_CHUNKS:
-                yield self._document(pending, pages, chunks[:PART_CHUNKS], first, last=False)
-                chunks, first = chunks[PART_CHUNKS:], False
+                yield self._document(pending, pages, chunks[:PART_CHUNKS], vectors[:PART_CHUNKS], first, last=False)
+                chunks, vectors, first = chunks[PART_CHUNKS:], vectors[PART_CHUNKS:], False
         if first and not chunks:
             raise DocstackError("no text layer (scanned?)" if pending.path.suffix.lower() == ".pdf" else "no text found")
-        yield self._document(pending, pages, chunks, first, last=True)
+        yield self._document(pending, pages, chunks, vectors, first, last=True)
 
-    def _document(self, p: _Pending, pages: int, chunks: list[Chunk], first: bool, last: bool) -> Document:
-        vectors = self.embedder.embed([c.text for c in chunks])
+    def _chunks(self, records: Iterable[Record]) -> Iterator[Chunk]:
+        """Chunks with offsets into their record's full text."""
+        for record, offset in _bounded(records):
+            for chunk in self.chunker.run([record]):
+                yield dataclasses.replace(chunk, start=chunk.start + offset, end=chunk.end + offset)
+
+    def _document(self, p: _Pending, pages: int, chunks: list[Chunk], vectors: np.ndarray, first: bool,
+                  last: bool) -> Document:
         safety = [self.screen(c.text) for c in chunks] if self.screen else None
         return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last, safety)
 
@@ -346,7 +375,7 @@ def _range_records(path: Path, ranges: Iterable[tuple[_Task, _Parsed]], merged: 
         log.info("%s: %d of %d pages have no text", path, blank, total)
 
 
-def _bounded(records: list[Record]) -> Iterator[tuple[Record, int]]:
+def _bounded(records: Iterable[Record]) -> Iterator[tuple[Record, int]]:
     """Records no longer than MAX_RECORD_CHARS, cut at paragraph (else word) breaks, each with
     the offset of its text in the original record."""
     for record in records:

@@ -176,3 +176,23 @@ def test_scanned_pdf_is_reported_not_silently_empty(docstack, tmp_path):
     report = docstack.ingest([tmp_path / "scan.pdf"])
     assert report.errors == [{"path": str(tmp_path / "scan.pdf"), "error": "no text layer (scanned?)"}]
     assert any("no text layer (scanned?)" in w["warning"] for w in report.warnings)
+
+
+def test_a_large_file_reports_progress_while_it_is_embedded(docstack, tmp_path, monkeypatch):
+    from docstack.ingest import pipeline
+
+    monkeypatch.setattr(pipeline, "EMBED_STEP", 4)
+    monkeypatch.setattr(pipeline, "PART_CHUNKS", 6)
+    text = " ".join(f"Clause {n} sets the torque of bolt {n} to {n + 20} newton metres." for n in range(30))
+    write_pdf(tmp_path / "spec.pdf", [f"Page {p}. {text}" for p in range(1, 7)])
+    seen = []
+    report = docstack.ingest([tmp_path / "spec.pdf"], on_progress=seen.append)
+    during, end = seen[:-1], seen[-1]
+    assert len(during) >= 3, "progress only at the end of the file"
+    assert all(p.files_done == 0 and 0 < p.current_share < 1 for p in during)
+    assert [p.share for p in during] == sorted(p.share for p in during)
+    assert [p.chunks for p in during] == sorted(p.chunks for p in during) and during[-1].chunks == report.chunks
+    assert (end.files_done, end.share, end.pages, end.chunks) == (1, 1.0, 6, report.chunks)
+    assert docstack.store().verify() == []
+    [hit] = docstack.search("torque of bolt 17", k=1)
+    assert "bolt 17" in hit.text and hit.page is not None

@@ -23,8 +23,9 @@ class FileProgress:
     def update(self, p: Progress) -> None:
         name = Path(p.current).name
         if name in self.bars:
-            self.bars[name].progress(1.0, text=f"{name}: read")
-        self.overall.progress(p.files_done / max(1, p.files_total),
+            self.bars[name].progress(p.current_share, text=f"{name}: " + (
+                "read" if p.current_share >= 1 else f"{p.current_share:.0%} of its pages"))
+        self.overall.progress(p.share,
                               text=f"{p.files_done} of {p.files_total} files · {p.pages} pages · {p.chunks} chunks")
 
     def finish(self, report: IngestReport) -> None:
@@ -96,7 +97,7 @@ def resync(name: str) -> None:
                 return
             bar = st.progress(0.0, text=f"syncing {path}")
             report = docstack().ingest([path], name, lambda p: bar.progress(
-                p.files_done / max(1, p.files_total), text=f"{p.files_done} of {p.files_total} files"), sync=True)
+                p.share, text=f"{p.files_done} of {p.files_total} files"), sync=True)
             bar.progress(1.0, text="done")
             show_report(report)
             if report.removed:
