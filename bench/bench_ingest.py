@@ -59,7 +59,8 @@ def run_ingest(paths: list[Path], home: Path, config: str = "default") -> tuple[
 
 def bench_pdf(pdf: Path, home: Path, config: str) -> dict:
     report, seconds, rss = run_ingest([pdf], home, config)
-    return {"config": config, "file": pdf.name, "pages": report["pages"], "chunks": report["chunks"], "seconds": round(seconds, 2),
+    return {"config": config, "file": pdf.name, "pages": report["pages"], "chunks": report["chunks"],
+            "seconds": round(seconds, 2),
             "pages_per_s": round(report["pages"] / seconds, 1), "chunks_per_s": round(report["chunks"] / seconds, 1),
             "peak_rss_mb": round(rss), "errors": report["errors"]}
 
@@ -85,7 +86,8 @@ def bench_text(mb: int, tmp: Path, config: str) -> dict:
             fh.write(" ".join(paragraph.format(i=i + j, d=(i + j) % 90 + 1) for j in range(8)) + "\n\n")
             i += 8
     report, seconds, rss = run_ingest([path], tmp / "home-text", config)
-    return {"config": config, "megabytes": mb, "chunks": report["chunks"], "seconds": round(seconds, 1), "peak_rss_mb": round(rss)}
+    return {"config": config, "megabytes": mb, "chunks": report["chunks"], "seconds": round(seconds, 1),
+            "peak_rss_mb": round(rss)}
 
 
 def main() -> None:

@@ -53,7 +53,8 @@ def _with_progress(run):
         task = bar.add_task("", total=None, counts="")
 
         def update(p) -> None:
-            bar.update(task, completed=p.share * p.files_total, total=p.files_total, description=escape(Path(p.current).name),
+            bar.update(task, completed=p.share * p.files_total, total=p.files_total,
+                       description=escape(Path(p.current).name),
                        counts=f"{p.pages} pages · {p.chunks} chunks")
 
         return run(update)

@@ -298,7 +298,8 @@ class Ingestor:
                 yield self._document(pending, pages, chunks[:PART_CHUNKS], vectors[:PART_CHUNKS], first, last=False)
                 chunks, vectors, first = chunks[PART_CHUNKS:], vectors[PART_CHUNKS:], False
         if first and not chunks:
-            raise DocstackError("no text layer (scanned?)" if pending.path.suffix.lower() == ".pdf" else "no text found")
+            scanned = pending.path.suffix.lower() == ".pdf"
+            raise DocstackError("no text layer (scanned?)" if scanned else "no text found")
         yield self._document(pending, pages, chunks, vectors, first, last=True)
 
     def _chunks(self, records: Iterable[Record]) -> Iterator[Chunk]:
