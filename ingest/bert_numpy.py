@@ -9,6 +9,7 @@ Bulk ingestion still runs on sentence-transformers."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -90,7 +91,7 @@ class NumpyBertEncoder:
             return self._dense(x, p + "self." + name).reshape(n, h, d // h).transpose(1, 0, 2)
 
         q, k, v = split("query"), split("key"), split("value")
-        scores = q @ k.transpose(0, 2, 1) / np.sqrt(d // h)
+        scores = q @ k.transpose(0, 2, 1) / math.sqrt(d // h)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         scores /= scores.sum(axis=-1, keepdims=True)
         context = (scores @ v).transpose(1, 0, 2).reshape(n, d)
@@ -108,4 +109,6 @@ class NumpyBertEncoder:
 def _gelu(x: np.ndarray) -> np.ndarray:
     from scipy.special import erf
 
-    return 0.5 * x * (1.0 + erf(x / np.sqrt(2.0)))
+    # Python floats, not NumPy's: a np.float64 scalar would turn every later product into float64,
+    # three times slower (NumPy 2 lets only Python scalars keep the array's type).
+    return 0.5 * x * (1.0 + erf(x / math.sqrt(2.0)))
