@@ -15,20 +15,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 from pathlib import Path
 
 from docstack import DocStack
-from docstack.eval import harness
-from docstack.eval.answers import is_correct
-from docstack.stack.rag import ABSTAIN_TEXT, is_abstention
+from docstack.eval import answers, harness
+from docstack.stack.rag import ABSTAIN_TEXT, Answer, is_abstention
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = "{q}\n\nDo the excerpts above state the answer to this exact question? Reply with one word: yes or no."
 
 
-def ask(ds: DocStack, collection: str, question: str, check: bool) -> str:
+def ask(ds: DocStack, collection: str, question: str, check: bool) -> Answer:
+    started = time.perf_counter()
+    text = answer_text(ds, collection, question, check)
+    return Answer(text, [], "", is_abstention(text), time.perf_counter() - started)
+
+
+def answer_text(ds: DocStack, collection: str, question: str, check: bool) -> str:
     hits = [h for h in ds.search(question, collection=collection, k=ds.settings.ask_k) if h.score >= ds.settings.min_score]
     if not hits:
         return ABSTAIN_TEXT
@@ -53,19 +57,9 @@ def main() -> None:
     dataset, collection = harness.prepare(ds, args.dataset)
     questions = dataset.sample(args.limit, seed=args.seed)
     for variant in ("answer", "check"):
-        rows = []
-        for q in questions:
-            started = time.perf_counter()
-            text = ask(ds, collection, q.text, check=variant == "check")
-            rows.append((q, text, is_abstention(text), time.perf_counter() - started))
-        answerable = [r for r in rows if r[0].answerable]
-        unanswerable = [r for r in rows if not r[0].answerable]
-        print(json.dumps({
-            "variant": variant, "questions": len(rows),
-            "accuracy": round(sum(not r[2] and is_correct(r[1], r[0].answers) for r in answerable) / len(answerable), 3),
-            "abstention_recall": round(sum(r[2] for r in unanswerable) / len(unanswerable), 3),
-            "false_abstentions": round(sum(r[2] for r in answerable) / len(answerable), 3),
-            "median_seconds": round(statistics.median(r[3] for r in rows), 2)}), flush=True)
+        result = answers.evaluate(lambda text: ask(ds, collection, text, check=variant == "check"), questions)
+        print(json.dumps({"variant": variant, **{key: result[key] for key in (
+            "questions", "accuracy", "abstention_recall", "false_abstentions", "median_seconds")}}), flush=True)
 
 
 if __name__ == "__main__":

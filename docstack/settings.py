@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     chunk_overlap: int = 40
     # Small batches pad less: 16 embeds ~20% faster than 64 on two cores (bench/bench_ingest.py).
     embed_batch: int = 16
-    # "auto": bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX): 2.5x faster than
-    # float32 there, vectors within cosine 0.9999 of it; float32 elsewhere.
+    # "auto": bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX): ingestion about 2x
+    # faster than float32 there, vectors within cosine 0.9999 of it; float32 elsewhere.
     embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     write_batch: int = 512
 

@@ -195,9 +195,10 @@ class Ingestor:
             held: list[Document] = []
             file_chunks = 0
 
-            def step(chunks: int, pages: int, share: float, path: str = str(pending.path)) -> None:
+            def step(chunks: int, pages: int, share: float) -> None:  # called within this iteration
                 if on_progress:
-                    on_progress(Progress(done, len(files), report.pages + pages, report.chunks + chunks, path, share))
+                    on_progress(Progress(done, len(files), report.pages + pages, report.chunks + chunks,
+                                         str(pending.path), share))
 
             try:
                 if parsed.error:
