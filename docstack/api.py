@@ -15,7 +15,7 @@ import shutil
 import time
 import base64
 import mimetypes
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -39,6 +39,7 @@ from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT, Answer, AnswerStream
 from docstack.stack.reranker import CrossEncoderReranker
 from docstack.stack.retrieval import Filters, Hit, Mode, Retriever
 from docstack.stack.router import Fallback, Router
+from docstack.stack.model_queue import ModelQueue, WaitCallback
 from docstack.stack.services import ServiceManager, ServiceState
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
@@ -267,16 +268,28 @@ class DocStack:
     def client(self) -> StackClient:
         return StackClient(self.settings.stack_url, timeout=self.settings.request_timeout)
 
+    @cached_property
+    def model_queue(self) -> ModelQueue:
+        return ModelQueue(self.settings.run_dir / "queue", self.settings.answer_slots, self.settings.queue_timeout)
+
+    def _in_turn(self, deltas: Iterable[str], on_wait: WaitCallback | None, waited: list[float]) -> Iterator[str]:
+        """`deltas`, drawn once the model server has a free slot; the wait goes into `waited`."""
+        with self.model_queue.turn(on_wait) as seconds:
+            waited.append(seconds)
+            yield from deltas
+
     def stream(
         self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
         mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None,
+        on_wait: WaitCallback | None = None,
     ) -> AnswerStream:
         """The answer as it is written; iterate it for text, then read `.answer`.
 
         `model` names the model to try first (else the router picks); `image` is a picture sent
         with the question, which only vision models take. With shields on, the question is checked
         first (a blocked question never reaches the stack), flagged chunks are dropped or quoted,
-        and the answer is redacted sentence by sentence."""
+        and the answer is redacted sentence by sentence. While the model server is busy with other
+        questions, the question waits its turn and `on_wait` hears how it is doing."""
         started = time.perf_counter()
         safety = SafetyReport()
         guard = self.guard(collection)
@@ -302,6 +315,7 @@ class DocStack:
         answering = Fallback(route, lambda choice: self.client.chat_stream(
             choice.spec.stack_id, choice.prompt.messages, self.settings.max_answer_tokens,
             self.settings.temperature, timeout=self.settings.model_timeout))
+        waited: list[float] = []
 
         def finish(text: str, first_token: float | None) -> Answer:
             choice = answering.choice or route.choices[0]
@@ -329,11 +343,13 @@ class DocStack:
                 context=choice.prompt.hits,
                 notices=route.notices,
                 safety=safety,
+                wait_seconds=round(waited[0], 3) if waited else 0.0,
             )
 
         if not evidence:
             return AnswerStream(iter([ABSTAIN_TEXT]), finish)
-        return AnswerStream(output.filter(iter(answering)) if output is not None else iter(answering), finish)
+        deltas = self._in_turn(answering, on_wait, waited)
+        return AnswerStream(output.filter(deltas) if output is not None else deltas, finish)
 
     @staticmethod
     def _refused(verdict: Verdict, safety: SafetyReport, model: str, started: float) -> AnswerStream:
@@ -348,8 +364,9 @@ class DocStack:
         return AnswerStream(iter([text]), finish)
 
     def ask(self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
-            mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None) -> Answer:
-        return self.stream(question, collection, model, k, mode, filters, image).result()
+            mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None,
+            on_wait: WaitCallback | None = None) -> Answer:
+        return self.stream(question, collection, model, k, mode, filters, image, on_wait).result()
 
     # -- models --------------------------------------------------------------------------
     def router(self) -> Router:
@@ -395,14 +412,15 @@ class DocStack:
             server.pull(spec, on_progress)
         return [spec.provider_model_id for spec in specs]
 
-    def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None) -> str:
+    def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None,
+                on_wait: WaitCallback | None = None) -> str:
         """A follow-up as a question that stands on its own (one model call; none without history)."""
         if not history:
             return question
         # The model that would answer writes the question (the router's first choice).
         stack_id = self.router().pick(model or self.settings.model).stack_id
-        rewriter = QuestionRewriter(lambda messages, tokens: self.client.chat_stream(
-            stack_id, messages, tokens, 0.0, timeout=self.settings.model_timeout))
+        rewriter = QuestionRewriter(lambda messages, tokens: self._in_turn(self.client.chat_stream(
+            stack_id, messages, tokens, 0.0, timeout=self.settings.model_timeout), on_wait, []))
         return rewriter.run(question, history)
 
     def warm_up(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import logging
 import signal
@@ -170,12 +172,18 @@ def ask(
 ) -> None:
     """Answer a question from the documents, citing the passages it used."""
     filters = Filters.parse(source, pages)
+    # Until the first word: a status line on a terminal, which says so while the model is busy.
+    waiting = err_console.status("searching and reading…") if err_console.is_terminal and not as_json else None
     stream = _docstack(collection=collection, profile=profile).stream(
-        question, model=model, k=k, mode=mode, filters=filters, image=image)
+        question, model=model, k=k, mode=mode, filters=filters, image=image,
+        on_wait=(lambda w: waiting.update(escape(str(w)))) if waiting else None)
     if as_json:
         _print_json(stream.result().to_json())
         return
-    for delta in stream:
+    deltas = iter(stream)
+    with waiting or contextlib.nullcontext():
+        first = next(deltas, "")
+    for delta in itertools.chain([first], deltas):
         console.print(delta, end="", markup=False, highlight=False, soft_wrap=True)
     console.print()
     answer = stream.answer
@@ -185,6 +193,8 @@ def ask(
         err_console.print(f"[yellow]note[/yellow] {escape(notice)}", soft_wrap=True)
     notes = [f"{n} {what}" for n, what in ((answer.safety.redactions, "redacted"),
                                            (answer.safety.dropped_chunks, "passages dropped by the safety check")) if n]
+    if answer.wait_seconds >= 0.5:
+        notes.append(f"waited {answer.wait_seconds:.1f}s for the model")
     console.print(f"[dim]{answer.model} · {answer.seconds:.1f}s" + "".join(f" · {n}" for n in notes) + "[/dim]")
 
 

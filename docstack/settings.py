@@ -59,7 +59,13 @@ class Settings(BaseSettings):
     profile: str = "embedded"  # embedded, ollama, vllm or cloud (see stack/profiles.py)
     model: str | None = Field(default=None, description="the model to answer with first (an id from `docstack models`)")
     # How long a model may take to start answering before the router falls back to the next one.
+    # Time spent waiting for a turn at a busy model server (below) does not count.
     model_timeout: float = 180.0
+    # Requests the model server answers at once; docstack queues the others first come, first
+    # served, across its processes, and shows the wait. None: 1 for the embedded llama.cpp
+    # server, which generates one answer at a time; no limit for Ollama, vLLM and cloud servers.
+    model_slots: int | None = Field(default=None, ge=0)
+    queue_timeout: float = 1800.0  # the longest a question waits for its turn before failing
     host: str = "127.0.0.1"
     stack_port: int = 8321
     model_port: int = 8322
@@ -111,6 +117,13 @@ class Settings(BaseSettings):
     def model_id(self) -> str:
         """The id under which the stack serves the embedded model."""
         return f"llamacpp/{self.model_alias}"
+
+    @property
+    def answer_slots(self) -> int:
+        """`model_slots` with the profile's default filled in (0: no limit)."""
+        if self.model_slots is not None:
+            return self.model_slots
+        return 1 if self.profile == "embedded" else 0
 
     @property
     def collections_dir(self) -> Path:

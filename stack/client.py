@@ -49,29 +49,54 @@ class StackClient:
             raise self._unreachable(exc) from exc
 
     def chat_stream(self, model: str, messages: list[dict], max_tokens: int, temperature: float,
-                    timeout: float | None = None) -> Iterator[str]:
+                    timeout: float | None = None) -> ChatStream:
         """The reply's text as it streams. `timeout` bounds each wait for the next piece, so a
         model that does not start answering in time raises ModelFailed."""
+        return ChatStream(self, model, messages, max_tokens, temperature, timeout)
+
+
+class ChatStream:
+    """One streamed chat completion: iterate for the text; `finish_reason` is set once it ends.
+
+    A stream that ends without a finish reason was cut off by the server (llama-cpp-python's
+    server did that to every answer in progress when another request came in), and one that ends
+    without any text failed: both raise ModelFailed, so neither passes for an abstention."""
+
+    def __init__(self, client: StackClient, model: str, messages: list[dict], max_tokens: int, temperature: float,
+                 timeout: float | None):
+        self.client, self.model, self.messages = client, model, messages
+        self.max_tokens, self.temperature, self.timeout = max_tokens, temperature, timeout
+        self.finish_reason: str | None = None
+
+    def __iter__(self) -> Iterator[str]:
         from llama_stack_client import APIConnectionError, APIError, APIStatusError, APITimeoutError
 
-        client = self._client.with_options(timeout=timeout) if timeout else self._client
+        client, model, timeout = self.client, self.model, self.timeout
+        api = client._client.with_options(timeout=timeout) if timeout else client._client
+        wrote = False
         try:
-            stream = client.chat.completions.create(
-                model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, stream=True
-            )
+            stream = api.chat.completions.create(model=model, messages=self.messages, max_tokens=self.max_tokens,
+                                                 temperature=self.temperature, stream=True)
             for chunk in stream:
                 for choice in chunk.choices or []:
+                    if choice.finish_reason:
+                        self.finish_reason = choice.finish_reason
                     if choice.delta and choice.delta.content:
+                        wrote = wrote or bool(choice.delta.content.strip())
                         yield choice.delta.content
         except APITimeoutError as exc:
-            self._reset()
+            client._reset()
             raise ModelFailed(f"{model} did not answer within {timeout or 0:.0f}s") from exc
         except APIConnectionError as exc:
-            raise self._unreachable(exc) from exc
+            raise client._unreachable(exc) from exc
         except APIStatusError as exc:
             message = getattr(exc, "message", "") or str(exc)
-            self._reset()
+            client._reset()
             raise ModelFailed(f"the stack refused the request for model {model}: {message[:200]}") from exc
         except APIError as exc:  # an error event in the middle of the stream
-            self._reset()
+            client._reset()
             raise ModelFailed(f"{model} failed while answering: {str(exc)[:200]}") from exc
+        if self.finish_reason is None:
+            raise ModelFailed(f"{model} stopped answering mid-way (its stream ended without finishing)")
+        if not wrote:
+            raise ModelFailed(f"{model} returned an empty answer (finish reason: {self.finish_reason})")

@@ -181,6 +181,9 @@ def _model_service(settings: Settings, resolve: bool) -> Service:
             "--model_alias", settings.model_alias, "--n_ctx", str(settings.n_ctx),
             "--n_threads", str(settings.threads), "--host", settings.host, "--port", str(settings.model_port),
             "--logits_all", "false",
+            # Its default cuts the answer in progress short whenever another request arrives, so
+            # concurrent questions came back empty; with this off, requests wait their turn.
+            "--interrupt_requests", "false",
         ],
     )
 

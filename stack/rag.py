@@ -63,6 +63,7 @@ class Answer:
     context: list[Hit] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # the router's: fallbacks, passages left out
     safety: SafetyReport = field(default_factory=SafetyReport)
+    wait_seconds: float = 0.0  # waiting for a turn at a busy model server (part of `seconds`)
 
     def to_json(self) -> dict:
         return {
@@ -73,6 +74,7 @@ class Answer:
             "seconds": self.seconds,
             "notices": self.notices,
             "safety": self.safety.to_json(),
+            "wait_seconds": self.wait_seconds,
         }
 
 
@@ -120,7 +122,9 @@ def quote(text: str) -> str:
 
 
 def is_abstention(answer: str) -> bool:
-    return not answer.strip() or bool(_ABSTAIN.search(answer[:300]))
+    """Whether the model said the documents do not hold the answer. An empty reply is not that:
+    it is a failed generation (the client raises ModelFailed for it)."""
+    return bool(_ABSTAIN.search(answer[:300]))
 
 
 def cite(answer: str, hits: Sequence[Hit], embed: Embed, hit_vectors: np.ndarray) -> tuple[str, list[Citation]]:

@@ -12,7 +12,7 @@ Rules, in order:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from docstack.console import DocstackError
@@ -93,9 +93,10 @@ class Router:
 
 class Fallback:
     """Streams the answer of the route's first model that starts answering. A model that fails or
-    times out before its first token hands over to the next, and a notice on the route says so."""
+    times out before its first token hands over to the next, and a notice on the route says so;
+    so does an answer cut at its length limit."""
 
-    def __init__(self, route: Route, generate: Callable[[Choice], Iterator[str]]):
+    def __init__(self, route: Route, generate: Callable[[Choice], Iterable[str]]):
         self.route = route
         self.generate = generate
         self.choice: Choice | None = None
@@ -103,7 +104,8 @@ class Fallback:
     def __iter__(self) -> Iterator[str]:
         failures: list[str] = []
         for i, choice in enumerate(self.route.choices):
-            deltas = iter(self.generate(choice))
+            generation = self.generate(choice)
+            deltas = iter(generation)
             try:
                 first = next(deltas, "")
             except ModelFailed as exc:
@@ -115,4 +117,7 @@ class Fallback:
             self.choice = choice
             yield first
             yield from deltas
+            if getattr(generation, "finish_reason", None) == "length":
+                self.route.notices.append(f"{choice.spec.id}'s answer reached the length limit and was cut "
+                                          "(DOCSTACK_MAX_ANSWER_TOKENS)")
             return

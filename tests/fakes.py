@@ -4,7 +4,9 @@ Ollama's HTTP API (`/api/*` and its OpenAI-compatible `/v1/*`) and OpenAI's (`/v
 sentence of excerpt [1], so a grounded answer and its citation can be checked; a Llama Guard
 model answers as Llama Guard 3 does (`safe`, or `unsafe` and hazard codes).
 
-Each model can be made slow (`delay` before the first byte), failing (HTTP 500) or missing."""
+Each model can be made slow (`delay` before the first byte), failing (HTTP 500), missing, cut off
+(its stream ends after the first word without a finish reason, as llama-cpp-python's server cuts
+an answer short when another request arrives) or empty (it finishes without a word)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ class FakeModel:
     name: str
     delay: float = 0.0
     fail: bool = False
+    cut: bool = False
+    empty: bool = False
     parameters: dict = field(default_factory=dict)
 
 
@@ -94,7 +98,7 @@ class _Server:
         if model.fail:
             h.send_json(500, {"error": {"message": "the model crashed", "type": "server_error"}})
             return
-        text = reply_for(body.get("messages", []), model.name)
+        text = "" if model.empty else reply_for(body.get("messages", []), model.name)
         created, ident = int(time.time()), f"chatcmpl-{time.time_ns()}"
         if not body.get("stream"):
             h.send_json(200, {"id": ident, "object": "chat.completion", "created": created, "model": model.name,
@@ -104,10 +108,14 @@ class _Server:
             return
         h.start_stream("text/event-stream")
         words = re.findall(r"\S+\s*", text)
-        for i, word in enumerate(words):
+        for i, word in enumerate(words[:1] if model.cut else words):
             delta = {"role": "assistant", "content": word} if i == 0 else {"content": word}
             h.send_event({"id": ident, "object": "chat.completion.chunk", "created": created, "model": model.name,
                           "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        if model.cut:
+            h.write(b"data: [DONE]\n\n")
+            h.end_stream()
+            return
         h.send_event({"id": ident, "object": "chat.completion.chunk", "created": created, "model": model.name,
                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         h.write(b"data: [DONE]\n\n")

@@ -11,7 +11,7 @@ import pytest
 
 from docstack import DocStack, Settings
 from docstack.console import DocstackError
-from tests.conftest import free_port
+from tests.conftest import free_port, run_cli
 from tests.fakes import FakeOllama, FakeOpenAI
 
 pytestmark = pytest.mark.stack
@@ -92,6 +92,29 @@ def test_vllm_profile_sends_images_to_a_vision_model(tmp_path, embedder):
         assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
         with pytest.raises(DocstackError, match="does not take images"):
             ds.ask("Which room is this badge for?", image=picture, model="llama3.2-3b")
+    finally:
+        ds.down()
+        vllm.close()
+
+
+def test_an_empty_or_cut_off_answer_is_an_error_never_an_abstention(tmp_path, embedder):
+    vllm = FakeOpenAI()
+    vision = vllm.add("meta-llama/Llama-3.2-11B-Vision-Instruct", empty=True)
+    text = vllm.add("meta-llama/Llama-3.2-3B-Instruct")
+    ds = start(tmp_path, embedder, profile="vllm", vllm_url=vllm.url + "/v1")
+    ds.up(with_ui=False)
+    try:
+        answer = ds.ask("Where is the boiler room?")  # the first model says nothing: the next one answers
+        assert answer.model == "vllm/meta-llama/Llama-3.2-3B-Instruct" and not answer.abstained
+        assert answer.notices == ["vllm/meta-llama/Llama-3.2-11B-Vision-Instruct returned an empty answer "
+                                  "(finish reason: stop); llama3.2-3b answered instead"]
+        vision.empty, vision.cut, text.cut = False, True, True  # both stop after one word, as if interrupted
+        with pytest.raises(DocstackError, match="stopped answering mid-way"):
+            ds.ask("Where is the boiler room?", model="llama3.2-3b")
+        result = run_cli(["ask", "Where is the boiler room?", "--json"], tmp_path / "home", DOCSTACK_PROFILE="vllm",
+                         VLLM_URL=vllm.url + "/v1", DOCSTACK_STACK_PORT=str(ds.settings.stack_port))
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.count("\n") == 1 and "stopped answering mid-way" in result.stderr
     finally:
         ds.down()
         vllm.close()

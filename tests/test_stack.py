@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -52,7 +53,8 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
          "--collection", "plant", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds", "safety", "notices"}
+    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds", "safety", "notices",
+                           "wait_seconds"}
     assert answer["safety"] == {"blocked": False, "stage": None, "category": None, "shield": None, "redactions": 0,
                                 "dropped_chunks": 0}
     assert answer["notices"] == []  # the router's: nothing left out, no fallback
@@ -60,6 +62,48 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
     assert answer["citations"][0]["source"] == str(corpus / "canteen.md")
     assert answer["citations"][0]["page"] is None
     assert set(answer["citations"][0]) == {"n", "chunk_id", "source", "page", "text"}
+
+
+def test_the_model_server_finishes_every_request_it_is_given_at_once(running_stack):
+    """llama-cpp-python's server used to cut the answer in progress short (an early [DONE], no
+    finish reason) whenever another request came in; docstack starts it so that requests queue."""
+    import httpx
+
+    def finish_reasons(question: str) -> list:
+        body = {"model": running_stack.settings.model_alias, "max_tokens": 24, "stream": True,
+                "messages": [{"role": "user", "content": question}]}
+        with httpx.stream("POST", running_stack.settings.model_url + "/chat/completions", json=body,
+                          timeout=120) as response:
+            return [json.loads(line[6:])["choices"][0].get("finish_reason")
+                    for line in response.iter_lines() if line.startswith("data: {")]
+
+    questions = ["Name three colours.", "Count from one to five.", "Say hello in French."]
+    with ThreadPoolExecutor(len(questions)) as pool:
+        streams = list(pool.map(finish_reasons, questions))
+    assert all(reasons and reasons[-1] in ("stop", "length") for reasons in streams), streams
+
+
+def test_questions_asked_at_once_all_get_their_answers(running_stack, corpus):
+    """Several `docstack ask` at once against the real embedded stack: each waits its turn and
+    gets its own cited answer (they used to come back empty, reported as abstentions)."""
+    s = running_stack.settings
+    env = {**os.environ, "DOCSTACK_HOME": str(s.home), "DOCSTACK_STACK_PORT": str(s.stack_port),
+           "DOCSTACK_GGUF": str(s.gguf), "DOCSTACK_N_CTX": str(s.n_ctx)}
+    questions = {"How often must the Zephyr-9 pump be serviced?": "42",
+                 "What does the canteen serve on Fridays?": "soup",
+                 "Where are the emergency exits of Building C?": "north",
+                 "Which pump needs servicing every 42 days?": "zephyr"}
+    procs = [subprocess.Popen([sys.executable, "-m", "docstack.cli", "ask", q, "--collection", "plant", "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for q in questions]
+    results = [proc.communicate(timeout=600) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * len(procs), [err for _, err in results]
+    answers = [json.loads(out) for out, _ in results]
+    for (question, expected), answer in zip(questions.items(), answers):
+        assert answer["answer"].strip() and not answer["abstained"], (question, answer)
+        assert expected in answer["answer"].lower() and answer["citations"], (question, answer)
+    waits = sorted(answer["wait_seconds"] for answer in answers)
+    assert waits[-1] > 1.0, waits  # the last one waited for the others
+    assert all(a["wait_seconds"] <= a["seconds"] for a in answers)
 
 
 def test_up_again_reuses_the_running_services(running_stack):

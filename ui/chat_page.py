@@ -70,20 +70,26 @@ def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
     turn = ChatTurn(question, question)
     with st.chat_message("assistant"):
         text = st.empty()
+        waiting = st.empty()  # says so while the model answers other people's questions first
         try:
             if turns:
                 with st.spinner("Reading the conversation…"):
-                    turn.searched = ds.rewrite(question, history(turns), model)
+                    turn.searched = ds.rewrite(question, history(turns), model,
+                                               on_wait=lambda w: waiting.caption(str(w)))
             with st.spinner("Searching and reading…"):
-                stream = ds.stream(turn.searched, collection=name, model=model, k=k, mode=mode)
+                stream = ds.stream(turn.searched, collection=name, model=model, k=k, mode=mode,
+                                   on_wait=lambda w: waiting.caption(str(w)))
                 tokens = iter(stream)
                 first = next(tokens, "")  # the spinner stays until the first token
+            waiting.empty()
             text.write_stream(chain([first], tokens))
             turn.answer = stream.answer
             text.markdown(turn.answer.answer)  # now with its [n] citation markers
             turn.evidence = ds.evidence(turn.answer, name)
         except DocstackError as exc:
             turn.error = str(exc)
+        finally:
+            waiting.empty()
         show_answer(turn, len(turns))
     return turn
 

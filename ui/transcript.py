@@ -47,7 +47,8 @@ def refusal(verdict: dict[str, Any]) -> str:
 
 def timing(answer: Answer) -> str:
     first = "—" if answer.first_token_seconds is None else f"{answer.first_token_seconds:.1f} s"
-    return f"{answer.model} · first token {first} · total {answer.seconds:.1f} s"
+    waited = f" (waited {answer.wait_seconds:.1f} s for the model)" if answer.wait_seconds >= 0.5 else ""
+    return f"{answer.model} · first token {first}{waited} · total {answer.seconds:.1f} s"
 
 
 def to_markdown(turns: list[ChatTurn], collection: str) -> str:
