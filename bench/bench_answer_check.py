@@ -20,7 +20,7 @@ from pathlib import Path
 
 from docstack import DocStack
 from docstack.eval import answers, harness
-from docstack.stack.rag import ABSTAIN_TEXT, Answer, is_abstention
+from docstack.rag.prompt import ABSTAIN_TEXT, Answer, is_abstention
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = "{q}\n\nDo the excerpts above state the answer to this exact question? Reply with one word: yes or no."

@@ -34,10 +34,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from docstack.ingest import vector_index  # noqa: E402
+from docstack.index.sqlite import vectors as vector_index  # noqa: E402
 from docstack.ingest.chunker import Chunk  # noqa: E402
-from docstack.ingest.store import ChunkStore, Document  # noqa: E402
-from docstack.ingest.vector_index import VectorIndex  # noqa: E402
+from docstack.index.sqlite.store import ChunkStore, Document  # noqa: E402
+from docstack.index.sqlite.vectors import VectorIndex  # noqa: E402
 
 DIM = 384  # all-MiniLM-L6-v2
 K = 10

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import SyntheticEmbeddings  # noqa: E402
 from docstack import Settings  # noqa: E402
 from docstack.ingest.chunker import Chunk  # noqa: E402
-from docstack.ingest.embedder import Embedder  # noqa: E402
-from docstack.ingest.store import ChunkStore, Document  # noqa: E402
-from docstack.stack.retrieval import MODES, Retriever  # noqa: E402
+from docstack.index.embedder import Embedder  # noqa: E402
+from docstack.index.sqlite.store import ChunkStore, Document  # noqa: E402
+from docstack.rag.retrieve import MODES, Retriever  # noqa: E402
 
 VOCABULARY = 50_000
 WORDS_PER_CHUNK = 120

@@ -16,10 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from docstack.api import DocStack
-from docstack.console import DocstackError, console, err_console
-from docstack.settings import Settings
-from docstack.stack.retrieval import Filters
+from docstack import DocStack, DocstackError, Filters, Settings
+from docstack.console import console, err_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Document Q&A with citations, on Llama Stack.")
 
@@ -121,10 +119,10 @@ def collections(
         return
     listing = ds.collections()
     if as_json:
-        _print_json(listing)
+        _print_json({name: stats.to_json() for name, stats in listing.items()})
         return
     for name, stats in listing.items():
-        console.print(f"{name:<20} {stats['documents']:>6} documents {stats['pages']:>7} pages {stats['chunks']:>8} chunks")
+        console.print(f"{name:<20} {stats.documents:>6} documents {stats.pages:>7} pages {stats.chunks:>8} chunks")
     if not listing:
         console.print("no collections yet: docstack ingest PATH")
 
@@ -233,21 +231,18 @@ def status(as_json: AsJson = False) -> None:
     """Say what runs where, and what the collections hold."""
     info = _docstack().status()
     if as_json:
-        _print_json(info)
+        _print_json(info.to_json())
         return
-    console.print(f"profile [bold]{info['profile']}[/bold], model {info['default_model']}, data in {info['home']}")
-    for name in ("model", "stack", "ui"):
-        if name not in info:
-            continue
-        s = info[name]
-        mark = "[green]●[/green]" if s["healthy"] else ("[yellow]●[/yellow]" if s["running"] else "[red]○[/red]")
-        what = f"pid {s['pid']}" if s["running"] else "not running"
-        console.print(f"{mark} {name:<6} {s['url']}  [dim]{what}[/dim]")
-    for name, stats in info["collections"].items():
-        console.print(f"  collection {name}: {stats['documents']} documents, {stats['chunks']} chunks")
-    safety = info["safety"]
-    if safety["enabled"]:
-        console.print(f"safety shields on · policy {safety['policy']} · harmful content: {safety['harmful_content']}")
+    console.print(f"profile [bold]{info.profile}[/bold], model {info.default_model}, data in {info.home}")
+    for name, s in info.services.items():
+        mark = "[green]●[/green]" if s.healthy else ("[yellow]●[/yellow]" if s.running else "[red]○[/red]")
+        what = f"pid {s.pid}" if s.running else "not running"
+        console.print(f"{mark} {name:<6} {s.url}  [dim]{what}[/dim]")
+    for name, stats in info.collections.items():
+        console.print(f"  collection {name}: {stats.documents} documents, {stats.chunks} chunks")
+    safety = info.safety
+    if safety.enabled:
+        console.print(f"safety shields on · policy {safety.policy} · harmful content: {safety.harmful_content}")
     else:
         console.print("[yellow]safety shields off[/yellow] (DOCSTACK_SAFETY=false)")
 

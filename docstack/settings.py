@@ -20,6 +20,8 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=_default_home, description="data directory: indexes, models, logs, pids")
     collection: str = "default"
+    # Where collections live: sqlite:///path (default: $DOCSTACK_HOME/collections).
+    index_url: str | None = None
 
     # Ingestion. 200 word pieces stays under all-MiniLM-L6-v2's 256-token limit with room
     # for the special tokens, so nothing is cut silently at embedding time.

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from docstack.console import DocstackError
-from docstack.stack.retrieval import Hit
+from docstack.rag.retrieve import Hit
 
 # A hit is relevant to a gold paragraph when it covers this share of it, or the paragraph covers
 # this share of the hit (chunks are smaller or larger than paragraphs).

@@ -21,7 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from docstack.stack.retrieval import Hit
+from docstack.rag.retrieve import Hit
 
 from docstack.console import DocstackError
 

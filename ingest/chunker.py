@@ -10,22 +10,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from docstack.index.base import Chunk
 from docstack.ingest.readers import Record
+from docstack.text import sentence_spans
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 
 _PARAGRAPH = re.compile(r"(?:(?!\n[ \t]*\n).)+", re.S)
-_SENTENCE = re.compile(r".+?(?:[.!?][\"')\]]*(?=\s)|$)", re.S)
 _WORD = re.compile(r"\S+")
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    page: int | None
-    section: str | None
-    start: int
-    end: int
 
 
 @dataclass(frozen=True)
@@ -57,7 +49,7 @@ class Chunker:
             if para.tokens <= self.chunk_tokens:
                 units.append(para)
                 continue
-            for sent in self._spans(_SENTENCE, text, para.start, para.end):
+            for sent in self._counted(text, sentence_spans(text, para.start, para.end)):
                 if sent.tokens <= self.chunk_tokens:
                     units.append(sent)
                 else:
@@ -72,6 +64,9 @@ class Chunker:
             end = m.end() - (len(piece) - len(piece.rstrip()))
             if end > start:
                 bounds.append((start, end))
+        return self._counted(text, bounds)
+
+    def _counted(self, text: str, bounds: list[tuple[int, int]]) -> list[_Span]:
         counts = self.count_tokens([text[s:e] for s, e in bounds]) if bounds else []
         return [_Span(s, e, n) for (s, e), n in zip(bounds, counts)]
 

@@ -1,8 +1,9 @@
 """Files in, chunks with embeddings in a collection out: read -> chunk -> embed -> store.
 
 Unchanged files are recognised by size and mtime, then by content hash, before any parsing.
-Files, and the page ranges of large PDFs, are parsed in worker processes while the main process
-chunks, embeds and writes; a large file is written in parts so memory stays bounded."""
+Each file's reader plans it into parts (a large PDF into page ranges); the parts are parsed in
+worker processes while the main process chunks, embeds and writes; a large file is written in
+parts so memory stays bounded."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import dataclasses
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -19,17 +22,16 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from docstack.console import DocstackError
 from docstack.hashing import file_sha256
-from docstack.ingest.chunker import Chunk, Chunker
-from docstack.ingest.embedder import Embedder
-from docstack.ingest.readers import (
-    Record, pdf_page_count, pdf_page_lines, pdf_range_records, read_document, supported,
-)
-from docstack.ingest.store import ChunkStore, Document
+from docstack.index.base import Chunk, ChunkIndex, Document
+from docstack.index.embedder import Embedder
+from docstack.ingest.chunker import Chunker
+from docstack.ingest.readers import Part, Reader, Record, reader_for, supported
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +42,6 @@ PART_CHUNKS = 2048
 EMBED_STEP = 256
 # Records longer than this are cut at paragraph breaks before chunking, to bound memory.
 MAX_RECORD_CHARS = 1_000_000
-# PDFs larger than this are parsed in page ranges of this many pages, in parallel.
-SPLIT_PDF_BYTES = 1_000_000
-SPLIT_PDF_PAGES = 50
 
 
 @dataclass
@@ -122,32 +121,27 @@ def discover(paths: Iterable[Path | str], report: IngestReport) -> list[Path]:
 
 @dataclass(frozen=True)
 class _Task:
-    """A whole file, or a page range [start, stop) of a large PDF, for one worker."""
+    """One part of the `index`-th file to parse, for one worker."""
 
     index: int
-    path: Path
-    start: int = 0
-    stop: int | None = None
+    part: Part
 
 
 @dataclass
 class _Parsed:
-    records: Iterable[Record] = field(default_factory=list)
-    page_lines: list[list[str]] = field(default_factory=list)
+    """A worker's result, sent back by value."""
+
+    data: Any = None
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
-    pages: int | None = None  # known before the records when they arrive range by range
 
 
-def read_task(task: _Task) -> _Parsed:
-    """Parse a file or a page range; runs in a worker process, so everything comes back as values."""
+def parse_part(part: Part) -> _Parsed:
+    """Parse one part of a file; runs in a worker process."""
     parsed = _Parsed()
     with _collect_warnings(parsed.warnings):
         try:
-            if task.stop is None:
-                parsed.records = read_document(task.path)
-            else:
-                parsed.page_lines = pdf_page_lines(task.path, task.start, task.stop)
+            parsed.data = reader_for(part.path).parse(part)
         except DocstackError as exc:
             parsed.error = str(exc)
         except OSError as exc:
@@ -155,9 +149,36 @@ def read_task(task: _Task) -> _Parsed:
     return parsed
 
 
+@dataclass
+class _File:
+    """A file being read: its reader, its parts, and their parsed results as workers finish them."""
+
+    pending: _Pending
+    reader: Reader
+    parts: list[Part]
+    results: Iterator[_Parsed]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def held(self) -> bool:
+        """A file in several parts can still fail in a later part: it is held until it is whole,
+        so that a failure never replaces what was stored."""
+        return len(self.parts) > 1
+
+    def records(self) -> Iterator[Record]:
+        yield from self.reader.records(self.pending.path, self._data(), self.warnings.append)
+
+    def _data(self) -> Iterator[Any]:
+        for parsed in self.results:
+            self.warnings += parsed.warnings
+            if parsed.error:
+                raise DocstackError(parsed.error)
+            yield parsed.data
+
+
 @contextmanager
 def _collect_warnings(into: list[str]) -> Iterator[None]:
-    """Readers' warnings ("no text layer (scanned?)") travel back with the result, not to stderr."""
+    """Readers' warnings travel back with the result, not to stderr."""
     handler = logging.Handler(logging.WARNING)
     handler.emit = lambda record: into.append(record.getMessage())
     source = logging.getLogger("docstack.ingest.readers")
@@ -170,6 +191,20 @@ def _collect_warnings(into: list[str]) -> Iterator[None]:
         source.propagate = propagate
 
 
+def _exit_with_parent() -> None:
+    """A worker's initializer: exit as soon as the process that asked for it is gone (kill -9
+    included). Otherwise workers wait forever on their task pipe, keeping the fork server alive."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        multiprocessing.connection.wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 class Ingestor:
     def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None, write_batch: int = 512,
                  screen: Callable[[str], str] | None = None):
@@ -179,7 +214,7 @@ class Ingestor:
         self.workers = workers or min(4, os.cpu_count() or 1)
         self.write_batch = write_batch  # chunks gathered across small files before one transaction
 
-    def run(self, paths: Iterable[Path | str], store: ChunkStore, on_progress: ProgressCallback | None = None,
+    def run(self, paths: Iterable[Path | str], store: ChunkIndex, on_progress: ProgressCallback | None = None,
             sync: bool = False) -> IngestReport:
         started = time.perf_counter()
         paths = [Path(p) for p in paths]
@@ -188,10 +223,8 @@ class Ingestor:
         todo = self._triage(files, store, report)
         done = len(files) - len(todo)
         batch: list[Document] = []
-        for pending, parsed in self._parse(todo):
-            # Records that still arrive from workers can fail in a later page range: such a file
-            # is held until it is whole, so that a failure never replaces what was stored.
-            streamed = not isinstance(parsed.records, list)
+        for file in self._parse(todo):
+            pending = file.pending
             held: list[Document] = []
             file_chunks = 0
 
@@ -201,12 +234,10 @@ class Ingestor:
                                          str(pending.path), share))
 
             try:
-                if parsed.error:
-                    raise DocstackError(parsed.error)
-                for part in self._documents(pending, parsed, step):
+                for part in self._documents(file, step):
                     held.append(part)
                     file_chunks += len(part.chunks)
-                    if not streamed:
+                    if not file.held:
                         batch, held = self._write_when_full(store, batch + held), []
                 batch = self._write_when_full(store, batch + held)
                 report.files += 1
@@ -214,7 +245,7 @@ class Ingestor:
                 report.chunks += file_chunks
             except DocstackError as exc:
                 report.fail(pending.path, str(exc))
-            report.warnings += [{"path": str(pending.path), "warning": w} for w in parsed.warnings]
+            report.warnings += [{"path": str(pending.path), "warning": w} for w in file.warnings]
             done += 1
             if on_progress:
                 on_progress(Progress(done, len(files), report.pages, report.chunks, str(pending.path)))
@@ -226,13 +257,13 @@ class Ingestor:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _write_when_full(self, store: ChunkStore, batch: list[Document]) -> list[Document]:
+    def _write_when_full(self, store: ChunkIndex, batch: list[Document]) -> list[Document]:
         if sum(len(d.chunks) for d in batch) < self.write_batch:
             return batch
         store.write(batch)
         return []
 
-    def _triage(self, files: list[Path], store: ChunkStore, report: IngestReport) -> list[_Pending]:
+    def _triage(self, files: list[Path], store: ChunkIndex, report: IngestReport) -> list[_Pending]:
         """The files that need parsing; unchanged files, duplicates and unreadable ones are settled here."""
         todo: list[_Pending] = []
         seen_hashes: dict[str, str] = {}
@@ -244,7 +275,8 @@ class Ingestor:
                 if info.st_size == 0:
                     raise DocstackError("empty file")
                 key = str(path.resolve())
-                if store.document_stamp(key) == (info.st_size, info.st_mtime):
+                known = store.document(key)
+                if known is not None and (known.bytes, known.mtime) == (info.st_size, info.st_mtime):
                     report.unchanged += 1
                     continue
                 sha = file_sha256(path)
@@ -254,7 +286,7 @@ class Ingestor:
             except OSError as exc:
                 report.fail(path, exc.strerror or str(exc))
                 continue
-            if store.document_hash(key) == sha:
+            if known is not None and known.sha256 == sha:
                 report.unchanged += 1
                 continue
             twin = seen_hashes.get(sha) or store.path_with_hash(sha)
@@ -266,42 +298,48 @@ class Ingestor:
             todo.append(_Pending(path, key, sha, info.st_size, info.st_mtime))
         return todo
 
-    def _parse(self, todo: list[_Pending]) -> Iterator[tuple[_Pending, _Parsed]]:
-        """Parsed files in order. Large PDFs are split into page ranges; with more than one task,
-        tasks run in worker processes, a bounded number ahead of the consumer."""
-        tasks = [task for i, pending in enumerate(todo) for task in _tasks(i, pending)]
+    def _parse(self, todo: list[_Pending]) -> Iterator[_File]:
+        """The files in order, each with its parts' results arriving as they are parsed. With more
+        than one part in all, parts are parsed in worker processes, a bounded number ahead."""
+        files = [(pending, reader_for(pending.path)) for pending in todo]
+        plans = [reader.plan(pending.path, pending.size) for pending, reader in files]
+        tasks = [_Task(i, part) for i, parts in enumerate(plans) for part in parts]
         if len(tasks) < 2 or self.workers < 2:
-            results: Iterator[_Parsed] = map(read_task, tasks)
-            yield from _merged(todo, tasks, results)
+            yield from _files(files, plans, tasks, map(parse_part, (t.part for t in tasks)))
             return
         # A fork server: safe in a threaded process (the web app), started once per process;
         # its workers inherit the preloaded parsers instead of importing them each.
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["docstack.ingest.readers", "pypdfium2", "bs4", "docx"])
-        with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context) as pool:
-            yield from _merged(todo, tasks, _ahead(pool, tasks, 2 * self.workers))
+        with ProcessPoolExecutor(max_workers=min(self.workers, len(tasks)), mp_context=context,
+                                 initializer=_exit_with_parent) as pool:
+            yield from _files(files, plans, tasks, _ahead(pool, tasks, 2 * self.workers))
 
-    def _documents(self, pending: _Pending, parsed: _Parsed,
-                   on_step: Callable[[int, int, float], None] | None = None) -> Iterator[Document]:
+    def _documents(self, file: _File, on_step: Callable[[int, int, float], None] | None = None) -> Iterator[Document]:
         """The file's chunks with their embeddings, in parts of at most PART_CHUNKS. After each
         embedding step, `on_step(chunks, pages, share)`: what is done of this file so far."""
-        pages = parsed.pages or max((r.page or 0 for r in parsed.records), default=0) or 1
+        records: Iterable[Record] = file.records()
+        pages = file.reader.pages(file.parts)
+        if pages is None:  # a file in one part: its records are in memory already
+            records = list(records)
+            pages = max((r.page or 0 for r in records), default=0)
+        pages = pages or 1
         chunks: list[Chunk] = []
         vectors = np.zeros((0, self.embedder.dimension), dtype=np.float32)
         first, total = True, 0
-        for step in itertools.batched(self._chunks(parsed.records), EMBED_STEP):
+        for step in itertools.batched(self._chunks(records), EMBED_STEP):
             chunks += step
             vectors = np.vstack([vectors, self.embedder.embed([c.text for c in step])])
             total += len(step)
             if on_step and step[-1].page:
                 on_step(total, step[-1].page, min(0.99, step[-1].page / pages))  # 1: written
             while len(chunks) >= PART_CHUNKS:
-                yield self._document(pending, pages, chunks[:PART_CHUNKS], vectors[:PART_CHUNKS], first, last=False)
+                yield self._document(file.pending, pages, chunks[:PART_CHUNKS], vectors[:PART_CHUNKS], first,
+                                     last=False)
                 chunks, vectors, first = chunks[PART_CHUNKS:], vectors[PART_CHUNKS:], False
         if first and not chunks:
-            scanned = pending.path.suffix.lower() == ".pdf"
-            raise DocstackError("no text layer (scanned?)" if scanned else "no text found")
-        yield self._document(pending, pages, chunks, vectors, first, last=True)
+            raise DocstackError(file.reader.empty)
+        yield self._document(file.pending, pages, chunks, vectors, first, last=True)
 
     def _chunks(self, records: Iterable[Record]) -> Iterator[Chunk]:
         """Chunks with offsets into their record's full text."""
@@ -315,66 +353,36 @@ class Ingestor:
         return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last, safety)
 
     @staticmethod
-    def _remove_missing(paths: list[Path], files: list[Path], store: ChunkStore) -> int:
+    def _remove_missing(paths: list[Path], files: list[Path], store: ChunkIndex) -> int:
         """Forget documents under the synced folders that are no longer there."""
         roots = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
         present = {str(f.resolve()) for f in files}
-        gone = [d["path"] for d in store.documents()
-                if d["path"] not in present and any(d["path"].startswith(r) for r in roots)]
+        gone = [d.path for d in store.documents()
+                if d.path not in present and any(d.path.startswith(r) for r in roots)]
         for path in gone:
             store.remove(path)
         return len(gone)
-
-
-def _tasks(index: int, pending: _Pending) -> list[_Task]:
-    if pending.path.suffix.lower() != ".pdf" or pending.size < SPLIT_PDF_BYTES:
-        return [_Task(index, pending.path)]
-    try:
-        pages = pdf_page_count(pending.path)
-    except DocstackError:
-        return [_Task(index, pending.path)]  # its worker reports the error
-    return [_Task(index, pending.path, start, min(start + SPLIT_PDF_PAGES, pages))
-            for start in range(0, pages, SPLIT_PDF_PAGES)] or [_Task(index, pending.path)]
 
 
 def _ahead(pool: ProcessPoolExecutor, tasks: list[_Task], window: int) -> Iterator[_Parsed]:
     """Results in task order, with at most `window` tasks submitted ahead (bounded memory)."""
     futures: deque = deque()
     for task in tasks:
-        futures.append(pool.submit(read_task, task))
+        futures.append(pool.submit(parse_part, task.part))
         if len(futures) >= window:
             yield futures.popleft().result()
     while futures:
         yield futures.popleft().result()
 
 
-def _merged(todo: list[_Pending], tasks: list[_Task], results: Iterable[_Parsed]) -> Iterator[tuple[_Pending, _Parsed]]:
-    """One result per file. A split PDF's records come range by range, as its workers finish."""
-    for index, group in itertools.groupby(zip(tasks, results), key=lambda pair: pair[0].index):
-        first_task, first = next(group)
-        if first_task.stop is None:
-            yield todo[index], first
-            continue
-        merged = _Parsed(warnings=list(first.warnings), pages=max(t.stop for t in tasks if t.index == index))
-        merged.records = _range_records(todo[index].path, itertools.chain([(first_task, first)], group), merged)
-        yield todo[index], merged  # ranges left unread after a failure are skipped by groupby
-
-
-def _range_records(path: Path, ranges: Iterable[tuple[_Task, _Parsed]], merged: _Parsed) -> Iterator[Record]:
-    blank = total = 0
-    running: set[str] = set()
-    for n, (task, parsed) in enumerate(ranges):
-        if n:
-            merged.warnings += parsed.warnings
-        if parsed.error:
-            raise DocstackError(parsed.error)
-        blank += sum(1 for lines in parsed.page_lines if not lines)
-        total += len(parsed.page_lines)
-        yield from pdf_range_records(parsed.page_lines, task.start + 1, running)
-    if blank == total:
-        merged.warnings.append("no text layer (scanned?)")
-    elif blank:
-        log.info("%s: %d of %d pages have no text", path, blank, total)
+def _files(files: list[tuple[_Pending, Reader]], plans: list[list[Part]], tasks: list[_Task],
+           results: Iterable[_Parsed]) -> Iterator[_File]:
+    """One `_File` per file, in order, its results drawn as its records are read. A file whose
+    part failed is skipped to its end by groupby."""
+    grouped = itertools.groupby(zip(tasks, results), key=lambda pair: pair[0].index)
+    for index, group in grouped:
+        pending, reader = files[index]
+        yield _File(pending, reader, plans[index], (parsed for _, parsed in group))
 
 
 def _bounded(records: Iterable[Record]) -> Iterator[tuple[Record, int]]:

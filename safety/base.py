@@ -82,3 +82,10 @@ class SafetyReport:
         self.redactions += verdict.redactions
         if verdict.blocked and not self.blocked:
             self.blocked, self.stage, self.category, self.shield = True, verdict.stage, verdict.category, verdict.shield
+
+    def merge(self, other: SafetyReport) -> None:
+        """Take in another stage's report (the output filter's): redactions add up, a block is kept."""
+        self.redactions += other.redactions
+        self.dropped_chunks += other.dropped_chunks
+        if other.blocked and not self.blocked:
+            self.blocked, self.stage, self.category, self.shield = True, other.stage, other.category, other.shield

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from docstack.safety.base import Finding, Verdict
 from docstack.safety.injection import RuleShield
+from docstack.text import sentence_spans
 
 # Text addressed to the model that reads the document, not to the human reader.
 _MACHINE = (r"(?:chat ?bots?|bots?|chat assistants?|ai assistants?|assistants?|ai models?|(?:large )?language models?|"
@@ -48,7 +49,6 @@ HIDDEN_STYLE = re.compile(r"display\s*:\s*none|font-size\s*:\s*0|visibility\s*:\
 CANARY = re.compile(r"\b(?=[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9]{2,}(?:-[A-Z0-9]{2,}){1,4}\b")
 URL = re.compile(r"https?://[^\s)\]>\"']+", re.I)
 HTML_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_SENTENCES = re.compile(r".+?(?:[.!?]+(?=\s)|\n|$)", re.S)
 
 
 @dataclass
@@ -109,8 +109,11 @@ class ContextShield:
         that the checks flag or that carries one of its canaries or links. Empty if nothing is left."""
         text = HIDDEN.sub("", HTML_COMMENT.sub(" ", text))
         tokens = [*verdict.canaries, *verdict.links]
-        kept = [s for s in _SENTENCES.findall(text)
-                if s.strip() and not any(t in s for t in tokens) and not self.run(s).flagged]
+        kept, last = [], 0
+        for start, end in sentence_spans(text, lines=True):
+            piece, sentence, last = text[last:end], text[start:end], end  # the piece keeps the space before it
+            if not any(t in sentence for t in tokens) and not self.run(sentence).flagged:
+                kept.append(piece)
         return "".join(kept).strip()
 
     def verdict(self, text: str, version: str) -> ChunkVerdict:

@@ -27,16 +27,36 @@ from docstack.safety.pii import PIIShield, SecretShield
 from docstack.safety.policy import SEVERITY, Policy
 
 from docstack.settings import Settings
+from docstack.text import sentence_ends
 
 log = logging.getLogger(__name__)
 
 STAGE_WORDS = {"input": "question", "context": "retrieved text", "output": "answer"}
 
 
-def refusal(verdict: Verdict) -> str:
-    what = STAGE_WORDS.get(verdict.stage, verdict.stage)
-    return (f"Refused by docstack's safety shields: the {what} was blocked at the {verdict.stage} stage "
-            f"(category: {verdict.category}).")
+def refusal(stage: str | None, category: str | None) -> str:
+    """The one wording of a refusal, wherever it is shown: instead of an answer, after the part of
+    an answer already shown, in the web app and in an exported chat."""
+    what = STAGE_WORDS.get(stage or "", "request")
+    return (f"Refused by docstack's safety shields: the {what} was blocked at the {stage or 'safety'} stage "
+            f"(category: {category}).")
+
+
+@dataclass(frozen=True)
+class SafetyStatus:
+    """The safety policy in force, for `docstack status` and the web app's Status page."""
+
+    enabled: bool
+    policy: str | None = None
+    policy_version: str | None = None
+    harmful_content: str | None = None
+    llama_guard: str | None = None
+    audit_log: str | None = None
+
+    def to_json(self) -> dict:
+        if not self.enabled:
+            return {"enabled": False}
+        return dataclasses.asdict(self)
 
 
 class Shields:
@@ -87,6 +107,10 @@ class Shields:
         if self.settings.safety_llama_guard:
             return f"Llama Guard shield '{self.settings.safety_llama_guard}' through the stack"
         return f"keyword rules only ({HarmfulShield.strength})"
+
+    def status(self) -> SafetyStatus:
+        return SafetyStatus(True, self.base_policy.source, self.base_policy.version, self.harmful_check,
+                            self.settings.safety_llama_guard, str(self.audit.path))
 
     def warm(self) -> None:
         """Load what loads slowly (spaCy starts in the background)."""
@@ -221,8 +245,34 @@ class Guard:
         return PromptLeakShield(self.shields.system_prompt, self.shields.allowed_prompt_text)
 
 
-# A segment ends at a sentence end or a line break; code fences and key blocks are held whole.
-_BOUNDARY = re.compile(r"(?:[.!?](?=\s)|\n)")
+class NoGuard:
+    """Safety off (DOCSTACK_SAFETY=false): the same calls as a Guard, letting everything through."""
+
+    def check_input(self, text: str) -> Verdict:
+        return Verdict("input", text)
+
+    def screen(self, hits: Sequence, stored: dict[int, str | None]) -> Screened:
+        return Screened(hits=list(hits))
+
+    def output(self, hits: Sequence, tokens: Iterable[str] = ()) -> PassThrough:
+        return PassThrough()
+
+
+class PassThrough:
+    """An output filter that changes nothing."""
+
+    def __init__(self) -> None:
+        self.report = SafetyReport()
+
+    def filter(self, deltas: Iterable[str]) -> Iterator[str]:
+        return iter(deltas)
+
+    def scrub(self, text: str) -> str:
+        return text
+
+
+# A segment ends at a sentence end or a line break (docstack.text); code fences and key blocks are
+# held whole.
 # Words that can be shown before their sentence ends: letters and plain punctuation only. Anything
 # personal data, secrets, links and canaries are made of (digits, @, :, /, =, brackets...) holds
 # the rest of the sentence back until the whole sentence can be checked.
@@ -273,7 +323,7 @@ class OutputFilter:
             if end is None:
                 return 0
             floor = max(floor, end.end())
-        cuts = [m.end() for m in _BOUNDARY.finditer(self._pending) if m.end() >= floor]
+        cuts = [end for end in sentence_ends(self._pending, lines=True) if end >= floor]
         if cuts:
             return cuts[-1]
         if floor == 0:  # mid-sentence: show the plain words so far (never the word being written)
@@ -310,8 +360,8 @@ class OutputFilter:
 
 
 def refusal_sentence(report: SafetyReport) -> str:
-    return (f"\n\n[Answer withheld by docstack's safety shields at the {report.stage} stage "
-            f"(category: {report.category}).]")
+    """What replaces the rest of an answer the output shield stopped."""
+    return f"\n\n[{refusal(report.stage, report.category)}]"
 
 
 def redact(text: str, findings: Sequence[Finding]) -> tuple[str, int]:

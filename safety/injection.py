@@ -18,6 +18,7 @@ import warnings
 from functools import cached_property
 
 from docstack.safety.base import Finding, Verdict
+from docstack.text import sentences
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,6 @@ def _printable(raw: bytes) -> str | None:
 
 _STOPWORDS = frozenset("the a an and or to of in is are was be it that this for on with you your as at by not i".split())
 _WORD = re.compile(r"[^\W\d_]+|\d+")
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 _LEET_WORDS = re.compile(r"\b[a-z]*[a-z][0-9@$!][a-z0-9@$!]*\b|\b[0-9@$][a-z]+\w*", re.I)
 _SPACED_RUN = re.compile(r"(?:\b\w[ \-_.*]){4,}\w\b")
 
@@ -153,7 +153,7 @@ _SPACED_RUN = re.compile(r"(?:\b\w[ \-_.*]){4,}\w\b")
 def _gibberish(text: str) -> str:
     """The sentences that do not read as language (few common words): where ROT13 or reversed text hides."""
     odd = []
-    for sentence in _SENTENCE.findall(text):
+    for sentence in sentences(text, lines=True):
         words = [w.lower() for w in _WORD.findall(sentence)]
         if len(words) >= 3 and sum(w in _STOPWORDS for w in words) / len(words) < 0.12:
             odd.append(sentence.strip())

@@ -14,19 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from docstack.console import DocstackError
 from docstack.stack.catalogue import ModelSpec
 from docstack.stack.client import ModelFailed
-from docstack.stack.rag import Prompt, PromptBuilder
-from docstack.stack.retrieval import Hit
-from docstack.stack.tokenizers import TokenCounter
+
+
+class Packed(Protocol):
+    """A prompt as the router sees it: how many passages it holds and how many did not fit."""
+
+    hits: Sequence[Any]
+    dropped: int
 
 
 @dataclass
 class Choice:
     spec: ModelSpec
-    prompt: Prompt
+    prompt: Any  # Packed: the prompt made for this model's window
 
 
 @dataclass
@@ -36,18 +41,14 @@ class Route:
 
 
 class Router:
-    def __init__(self, specs: Sequence[ModelSpec], available: Collection[str],
-                 counter: Callable[[ModelSpec], TokenCounter], answer_tokens: int):
+    def __init__(self, specs: Sequence[ModelSpec], available: Collection[str]):
         self.specs = list(specs)
         self.available = set(available)
-        self.counter = counter
-        self.answer_tokens = answer_tokens
 
-    def run(self, question: str, hits: Sequence[Hit], requested: str | None = None,
-            image: str | None = None, quoted: Collection[int] = ()) -> Route:
-        """`quoted`: chunk ids to pack as quoted data (flagged by the context shield)."""
-        candidates = self._candidates(requested, image is not None)
-        choices = [Choice(spec, self._prompt(spec, question, hits, image, quoted)) for spec in candidates]
+    def run(self, pack: Callable[[ModelSpec], Packed], requested: str | None = None, vision: bool = False) -> Route:
+        """`pack(spec)`: the prompt made for that model's window (its own tokenizer and size)."""
+        candidates = self._candidates(requested, vision)
+        choices = [Choice(spec, pack(spec)) for spec in candidates]
         pinned = choices[:1] if requested else []
         rest = [c for c in choices if c not in pinned]
         # Stable sorts keep catalogue order within each group.
@@ -56,8 +57,9 @@ class Router:
         route = Route(pinned + rest)
         first = route.choices[0]
         if first.prompt.dropped:
+            total = len(first.prompt.hits) + first.prompt.dropped
             route.notices.append(
-                f"packed {len(first.prompt.hits)} of {len(hits)} passages: {first.spec.id}'s window of "
+                f"packed {len(first.prompt.hits)} of {total} passages: {first.spec.id}'s window of "
                 f"{first.spec.context} tokens holds no more" + ("" if requested else " and no model's window is larger")
             )
         return route
@@ -84,11 +86,6 @@ class Router:
             kind = "vision model" if vision else "model"
             raise DocstackError(f"no {kind} of this profile is served by the stack now; `docstack models` says why")
         return serving
-
-    def _prompt(self, spec: ModelSpec, question: str, hits: Sequence[Hit], image: str | None,
-                quoted: Collection[int]) -> Prompt:
-        builder = PromptBuilder(self.counter(spec), spec.context, self.answer_tokens)
-        return builder.run(question, hits, quoted, image=image)
 
 
 class Fallback:

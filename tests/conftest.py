@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from docstack import DocStack, Settings
-from docstack.ingest.embedder import Embedder
+from docstack.index.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,9 +39,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def docstack(settings: Settings, embedder: Embedder) -> DocStack:
-    ds = DocStack(settings)
-    ds.embedder = embedder  # share the loaded model across tests
-    return ds
+    return DocStack(settings, embedder=embedder)  # share the loaded model across tests
 
 
 @pytest.fixture(scope="session")

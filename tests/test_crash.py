@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from docstack.ingest.store import ChunkStore
+from docstack.index.sqlite.store import SqliteIndex
 from tests.pdfs import write_pdf
 
 
@@ -42,27 +42,27 @@ def test_kill_9_during_ingest_leaves_a_consistent_collection(tmp_path, embedder)
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait()
-        store = ChunkStore(collection, embedder.name, embedder.dimension)
+        store = SqliteIndex(collection, embedder.name, embedder.dimension)
         assert store.verify() == [], f"after kill {attempt}"
-        progress.append(store.stats()["chunks"])
-        for hit_id, _ in store.search(embedder.embed(["pump"])[0], 5):
-            assert hit_id in store.get([hit_id])
+        progress.append(store.stats().chunks)
+        for hit_id, _ in store.dense_search(embedder.embed(["pump"])[0], 5):
+            assert hit_id in store.fetch([hit_id])
         store.close()
     assert kills >= 2, "the ingest finished before it could be killed; make the corpus larger"
     assert progress[-1] > 0, f"no kill landed after a commit: {progress}"
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    store = ChunkStore(collection, embedder.name, embedder.dimension)
+    store = SqliteIndex(collection, embedder.name, embedder.dimension)
     assert store.verify() == []
-    assert store.stats()["documents"] == 33
+    assert store.stats().documents == 33
 
 
 def generation(collection) -> int:
     import sqlite3
 
-    if not ChunkStore.exists(collection):
+    if not SqliteIndex.exists(collection):
         return 0
-    with sqlite3.connect(f"file:{collection / ChunkStore.DB}?mode=ro", uri=True, timeout=5) as db:
+    with sqlite3.connect(f"file:{collection / SqliteIndex.DB}?mode=ro", uri=True, timeout=5) as db:
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         except sqlite3.OperationalError:  # the ingest has created the file but not yet its schema

@@ -20,8 +20,8 @@ BOILER = "The boiler room is on level minus two, behind the loading dock. Access
 
 
 def start(tmp_path: Path, embedder, **settings) -> DocStack:
-    ds = DocStack(Settings(home=tmp_path / "home", stack_port=free_port(), ui_port=free_port(), **settings))
-    ds.embedder = embedder
+    ds = DocStack(Settings(home=tmp_path / "home", stack_port=free_port(), ui_port=free_port(), **settings),
+                  embedder=embedder)
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "facilities.md").write_text("# Facilities\n\n" + BOILER)

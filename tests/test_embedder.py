@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from docstack.ingest.bert_numpy import NumpyBertEncoder, supports
-from docstack.ingest.embedder import SMALL_BATCH, Embedder, resolve_model_path
+from docstack.index.bert_numpy import NumpyBertEncoder, supports
+from docstack.index.embedder import SMALL_BATCH, Embedder, resolve_model_path
 
 TEXTS = [
     "How often must the pump be serviced?",

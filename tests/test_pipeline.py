@@ -15,7 +15,7 @@ def test_same_file_by_another_path_is_not_stored_twice(docstack, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     second = docstack.ingest([os.path.join("docs", "a.md"), "docs"])
     assert (second.files, second.unchanged) == (0, 2)
-    assert docstack.store().stats()["documents"] == 2
+    assert docstack.library.index().stats().documents == 2
 
 
 def test_changed_file_replaces_its_chunks(docstack, tmp_path):
@@ -27,7 +27,7 @@ def test_changed_file_replaces_its_chunks(docstack, tmp_path):
     assert report.files == 1
     [hit] = docstack.search("daffodils", k=1)
     assert "daffodils" in hit.text
-    assert docstack.store().stats()["chunks"] == 1
+    assert docstack.library.index().stats().chunks == 1
 
 
 def test_bad_files_are_reported_and_the_rest_goes_in(docstack, tmp_path):
@@ -54,8 +54,8 @@ def test_sync_forgets_deleted_files_and_remove_forgets_on_request(docstack, tmp_
     report = docstack.ingest([folder], sync=True)
     assert (report.removed, report.unchanged) == (1, 2)
     assert docstack.remove([folder / "a.md"]) == [str((folder / "a.md").resolve())]
-    assert [os.path.basename(d["path"]) for d in docstack.store().documents()] == ["c.md"]
-    assert docstack.store().verify() == []
+    assert [os.path.basename(d.path) for d in docstack.library.index().documents()] == ["c.md"]
+    assert docstack.library.index().verify() == []
 
 
 def test_identical_content_is_stored_once(docstack, tmp_path):
@@ -63,7 +63,7 @@ def test_identical_content_is_stored_once(docstack, tmp_path):
     (tmp_path / "two.md").write_text("# Same\n\nIdentical words in two files.\n")
     report = docstack.ingest([tmp_path])
     assert (report.files, report.duplicates) == (1, 1)
-    assert docstack.store().stats()["documents"] == 1
+    assert docstack.library.index().stats().documents == 1
 
 
 def test_collections_list_delete_and_reindex(docstack, tmp_path):
@@ -72,7 +72,7 @@ def test_collections_list_delete_and_reindex(docstack, tmp_path):
     docstack.ingest([tmp_path], collection="second")
     assert set(docstack.collections()) == {"first", "second"}
     report = docstack.reindex("first")
-    assert report.files == 1 and docstack.collections()["first"]["chunks"] == 1
+    assert report.files == 1 and docstack.collections()["first"].chunks == 1
     assert docstack.search("turbines", collection="first")[0].text.endswith("Alpha about turbines.")
     docstack.delete_collection("second")
     assert set(docstack.collections()) == {"first"}
@@ -84,7 +84,7 @@ def test_large_text_goes_in_bounded_parts(docstack, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "MAX_RECORD_CHARS", 4_000)
     monkeypatch.setattr(pipeline, "PART_CHUNKS", 8)
     writes = []
-    store = docstack.store(create=True)
+    store = docstack.library.index(create=True)
     original = store.write
     monkeypatch.setattr(store, "write", lambda docs: (writes.append([len(d.chunks) for d in docs]), original(docs)))
     paragraphs = [f"Paragraph {i} talks about valve {i} and its service interval." for i in range(600)]
@@ -93,8 +93,8 @@ def test_large_text_goes_in_bounded_parts(docstack, tmp_path, monkeypatch):
     report = docstack.ingest([tmp_path / "big.txt"])
     assert report.files == 1 and report.chunks > 8
     assert max(n for batch in writes for n in batch) <= 8
-    assert docstack.store().verify() == []
-    stored = docstack.store().get([h.chunk_id for h in docstack.search("valve 599 service interval", k=3)])
+    assert docstack.library.index().verify() == []
+    stored = docstack.library.index().fetch([h.chunk_id for h in docstack.search("valve 599 service interval", k=3)])
     assert any(text[c.start:c.end] == c.text for c in stored.values()), "offsets must point into the file's text"
 
 
@@ -115,7 +115,7 @@ def test_bad_inputs_each_get_one_line_and_the_rest_goes_in(docstack, tmp_path):
     assert errors["pipe.txt"] == "not a regular file" and errors["missing.pdf"] == "no such file or directory"
     assert all("\n" not in e for e in errors.values())
     assert "résumé" in docstack.search("boilers", k=1)[0].text
-    assert docstack.store().verify() == []
+    assert docstack.library.index().verify() == []
 
 
 def test_pdf_failing_in_a_later_range_keeps_the_version_stored_before(docstack, tmp_path, monkeypatch):
@@ -123,9 +123,10 @@ def test_pdf_failing_in_a_later_range_keeps_the_version_stored_before(docstack, 
     leave the file half replaced."""
     from docstack.ingest import pipeline
     from docstack.ingest.readers import ReadError
+    from docstack.ingest.readers import pdf as pdf_reader
 
-    monkeypatch.setattr(pipeline, "SPLIT_PDF_BYTES", 0)
-    monkeypatch.setattr(pipeline, "SPLIT_PDF_PAGES", 3)
+    monkeypatch.setattr(pdf_reader, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(pdf_reader, "SPLIT_PAGES", 3)
     monkeypatch.setattr(pipeline, "PART_CHUNKS", 1)  # parts are ready before the failing range is read
     monkeypatch.setattr(os, "cpu_count", lambda: 1)  # parse in this process, where the patch below holds
     path = tmp_path / "manual.pdf"
@@ -133,28 +134,28 @@ def test_pdf_failing_in_a_later_range_keeps_the_version_stored_before(docstack, 
     write_pdf(path, [f"Old page {p} describes the {part} of model {p * 7}." for p, part in enumerate(parts, 1)])
     assert docstack.ingest([path]).chunks > 0
     write_pdf(path, [f"New page {p} describes the pump {part} of type {p * 5}." for p, part in enumerate(parts, 1)])
-    real = pipeline.pdf_page_lines
+    real = pdf_reader.page_lines
 
     def failing(pdf, start=0, stop=None):
         if start >= 3:
             raise ReadError("not a readable PDF (damaged page)")
         return real(pdf, start, stop)
 
-    monkeypatch.setattr(pipeline, "pdf_page_lines", failing)
+    monkeypatch.setattr(pdf_reader, "page_lines", failing)
     report = docstack.ingest([path])
     assert report.errors == [{"path": str(path), "error": "not a readable PDF (damaged page)"}]
     assert report.files == 0 and report.chunks == 0
     [hit] = docstack.search("gasket of model 14", k=1)
     assert "Old page 2" in hit.text
     assert not docstack.search("pump", k=5, mode="keyword")
-    assert docstack.store().verify() == []
+    assert docstack.library.index().verify() == []
 
 
 def test_large_pdf_is_parsed_in_page_ranges_across_workers(docstack, tmp_path, monkeypatch):
-    from docstack.ingest import pipeline
+    from docstack.ingest.readers import pdf as pdf_reader
 
-    monkeypatch.setattr(pipeline, "SPLIT_PDF_BYTES", 0)
-    monkeypatch.setattr(pipeline, "SPLIT_PDF_PAGES", 3)  # ranges of 3, 3 and 1 pages
+    monkeypatch.setattr(pdf_reader, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(pdf_reader, "SPLIT_PAGES", 3)  # ranges of 3, 3 and 1 pages
     pages = [f"ACME Handbook\nSection {p} explains the gasket of model {p * 11}.\nPage {p} of 7" for p in range(1, 8)]
     write_pdf(tmp_path / "handbook.pdf", pages)
     (tmp_path / "other.md").write_text("# Other\n\nA second file so that workers are used.\n")
@@ -193,6 +194,6 @@ def test_a_large_file_reports_progress_while_it_is_embedded(docstack, tmp_path, 
     assert [p.share for p in during] == sorted(p.share for p in during)
     assert [p.chunks for p in during] == sorted(p.chunks for p in during) and during[-1].chunks == report.chunks
     assert (end.files_done, end.share, end.pages, end.chunks) == (1, 1.0, 6, report.chunks)
-    assert docstack.store().verify() == []
+    assert docstack.library.index().verify() == []
     [hit] = docstack.search("torque of bolt 17", k=1)
     assert "bolt 17" in hit.text and hit.page is not None

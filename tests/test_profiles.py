@@ -16,8 +16,10 @@ from docstack.console import DocstackError
 from docstack.stack import profiles
 from docstack.stack.catalogue import Catalogue
 from docstack.stack.client import ModelFailed
-from docstack.stack.rag import Prompt
-from docstack.stack.retrieval import Hit
+from docstack.rag.pipeline import Pack, Question
+from docstack.rag.prompt import Prompt
+from docstack.rag.retrieve import Hit
+from docstack.safety.guard import Screened
 from docstack.stack.router import Choice, Fallback, Route, Router
 from tests.conftest import ROOT, run_cli
 from tests.fakes import FakeOllama, FakeOpenAI
@@ -74,16 +76,25 @@ def test_llama3_prompts_are_counted_with_llama_3s_own_tokenizer(tmp_path):
 
 # -- router ----------------------------------------------------------------------------------
 
-def router(profile: str, available: set[str] | None = None, answer_tokens: int = 100) -> Router:
+class Routing:
+    """The router as a question meets it: behind the answer pipeline's packing stage."""
+
+    def __init__(self, specs, available, answer_tokens: int = 100):
+        self.pack = Pack(lambda: Router(specs, available), words_counter, answer_tokens)
+
+    def run(self, question: str, hits, requested: str | None = None, image: str | None = None) -> Route:
+        return self.pack.run(Question(question, model=requested, image=image), Screened(hits=list(hits)))
+
+
+def router(profile: str, available: set[str] | None = None, answer_tokens: int = 100) -> Routing:
     specs = Catalogue.load().profile(profile)
-    return Router(specs, available if available is not None else {s.stack_id for s in specs}, words_counter,
-                  answer_tokens)
+    return Routing(specs, available if available is not None else {s.stack_id for s in specs}, answer_tokens)
 
 
 def test_the_first_model_in_catalogue_order_whose_window_holds_the_prompt_answers():
     specs = Catalogue.load().profile("ollama")
     small = specs[0].with_context(300)
-    route = Router([small, specs[1]], {small.stack_id, specs[1].stack_id}, words_counter, 100).run(
+    route = Routing([small, specs[1]], {small.stack_id, specs[1].stack_id}, 100).run(
         "q", [hit(1), hit(2)])
     assert [c.spec.id for c in route.choices] == ["llama3.2-1b", "llama3.2-3b"]
     assert len(route.choices[0].prompt.hits) == 2 and not route.notices
@@ -92,7 +103,7 @@ def test_the_first_model_in_catalogue_order_whose_window_holds_the_prompt_answer
 def test_when_no_window_holds_everything_the_largest_packs_less_and_says_so():
     specs = [s.with_context(400) for s in Catalogue.load().profile("ollama")]
     specs[1] = specs[1].with_context(500)
-    route = Router(specs, {s.stack_id for s in specs}, words_counter, 100).run("q", [hit(i) for i in range(8)])
+    route = Routing(specs, {s.stack_id for s in specs}, 100).run("q", [hit(i) for i in range(8)])
     first = route.choices[0]
     assert first.spec.id == "llama3.2-1b" and 0 < len(first.prompt.hits) < 8
     assert first.prompt.tokens <= 500 - 100

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from docstack.stack.rag import ABSTAIN_TEXT, PromptBuilder, cite, is_abstention
-from docstack.stack.retrieval import Hit
+from docstack.rag.cite import cite
+from docstack.rag.prompt import ABSTAIN_TEXT, PromptBuilder, is_abstention
+from docstack.rag.retrieve import Hit
 
 
 def hit(i: int, text: str, page: int | None = None) -> Hit:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+from docstack import DocStack
+
 import numpy as np
 import pytest
 
 from docstack.console import DocstackError
-from docstack.stack.retrieval import Filters, fuse
+from docstack.rag.retrieve import Filters, fuse
 from tests.pdfs import write_pdf
 
 
@@ -71,7 +73,7 @@ def test_cross_encoder_reranking_decides_the_order(docstack, library, tmp_path, 
     from sentence_transformers import CrossEncoder
     from transformers import BertConfig, BertForSequenceClassification
 
-    from docstack.stack.reranker import CrossEncoderReranker
+    from docstack.rag.rerank import CrossEncoderReranker
 
     model_dir = tmp_path / "tiny-cross-encoder"
     config = BertConfig(vocab_size=embedder.model.tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1,
@@ -79,9 +81,9 @@ def test_cross_encoder_reranking_decides_the_order(docstack, library, tmp_path, 
     BertForSequenceClassification(config).save_pretrained(model_dir)
     embedder.model.tokenizer.save_pretrained(model_dir)
     reranker = CrossEncoderReranker(model_dir)
-    docstack.reranker = reranker
+    reranking = DocStack(docstack.settings.model_copy(update={"reranker": model_dir}), embedder=embedder)
     query = "pump maintenance"
-    hits = docstack.search(query, k=4, mode="hybrid")
+    hits = reranking.search(query, k=4, mode="hybrid")
     expected = CrossEncoder(str(model_dir)).predict([(query, h.text) for h in hits])
     assert list(reranker.scores(query, [h.text for h in hits])) == pytest.approx(list(expected), abs=1e-5)
     assert list(expected) == sorted(expected, reverse=True)

@@ -109,4 +109,4 @@ def test_guard_uses_llama_guard_where_keywords_miss(llama_guard_stack):
     answer = ds.ask(text)
     assert answer.safety.blocked and answer.safety.category == "harmful"
     assert answer.safety.shield.startswith("llama-guard:llama-guard")
-    assert "Llama Guard" in ds.status()["safety"]["harmful_content"]
+    assert "Llama Guard" in ds.status().safety.harmful_content

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from docstack.console import DocstackError
-from docstack.ingest.chunker import Chunk
-from docstack.ingest.store import ChunkStore, Document
+from docstack.index.base import Chunk, Document
+from docstack.index.sqlite.store import SqliteIndex
 
 DIM = 8
 
@@ -19,44 +19,44 @@ def doc(source: str, n: int, seed: int, sha: str = "h") -> Document:
 
 
 def test_round_trip_survives_reopen(tmp_path):
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     a = doc("a.pdf", 5, 1)
     store.write([a, doc("b.md", 3, 2)])
     store.close()
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     assert len(store) == 8
-    [(best, score)] = store.search(a.vectors[2], 1)
-    assert store.get([best])[best].text == "a.pdf chunk 2"
-    assert store.get([best])[best].page == 3
+    [(best, score)] = store.dense_search(a.vectors[2], 1)
+    assert store.fetch([best])[best].text == "a.pdf chunk 2"
+    assert store.fetch([best])[best].page == 3
     assert score == pytest.approx(1.0, abs=1e-5)
-    assert store.stats() == {"documents": 2, "pages": 8, "chunks": 8, "vectors": 8}
+    assert store.stats().to_json() == {"documents": 2, "pages": 8, "chunks": 8, "vectors": 8}
 
 
 def test_rewriting_a_document_replaces_its_chunks(tmp_path):
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     store.write([doc("a.pdf", 5, 1)])
     store.write([doc("a.pdf", 2, 9, sha="new")])
     assert len(store) == 2
-    assert store.document_hash("/abs/a.pdf") == "newa.pdf"
+    assert store.document("/abs/a.pdf").sha256 == "newa.pdf"
     assert store.remove("/abs/a.pdf") == 2
     assert len(store) == 0 and store.documents() == []
 
 
 def test_missing_faiss_file_is_rebuilt_from_sqlite(tmp_path):
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     a = doc("a.pdf", 4, 1)
     store.write([a])
     store.close()
     for f in tmp_path.glob("index-*.faiss"):
         f.unlink()  # as after a crash between the SQLite commit and the FAISS rename
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     assert len(store) == 4
-    [(best, _)] = store.search(a.vectors[3], 1)
-    assert store.get([best])[best].text == "a.pdf chunk 3"
+    [(best, _)] = store.dense_search(a.vectors[3], 1)
+    assert store.fetch([best])[best].text == "a.pdf chunk 3"
 
 
 def test_keyword_index_follows_writes(tmp_path):
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     store.write([doc("alpha.md", 2, 1)])
     assert store.keyword_search("alpha", 5)
     store.remove("/abs/alpha.md")
@@ -64,21 +64,21 @@ def test_keyword_index_follows_writes(tmp_path):
 
 
 def test_other_embedding_model_is_a_clear_error(tmp_path):
-    ChunkStore(tmp_path, "m", DIM).write([doc("a.md", 1, 1)])
+    SqliteIndex(tmp_path, "m", DIM).write([doc("a.md", 1, 1)])
     with pytest.raises(DocstackError, match="docstack reindex"):
-        ChunkStore(tmp_path, "other-model", 16)
+        SqliteIndex(tmp_path, "other-model", 16)
 
 
 def test_a_second_writer_sees_the_first_writers_chunks(tmp_path):
-    first = ChunkStore(tmp_path, "m", DIM)
-    second = ChunkStore(tmp_path, "m", DIM)
+    first = SqliteIndex(tmp_path, "m", DIM)
+    second = SqliteIndex(tmp_path, "m", DIM)
     first.write([doc("a.md", 3, 1)])
     second.write([doc("b.md", 2, 2)])
-    assert len(ChunkStore(tmp_path, "m", DIM)) == 5
+    assert len(SqliteIndex(tmp_path, "m", DIM)) == 5
 
 
 def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     a, b = doc("a.md", 3, 1), doc("b.md", 4, 2)
     store.write([a, b])
     store.flush()
@@ -87,62 +87,62 @@ def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
     c = doc("c.md", 2, 3)
     store.write([c])
     assert list(tmp_path.glob("index-*.faiss")) == saved, "small writes should not rewrite the index"
-    reopened = ChunkStore(tmp_path, "m", DIM)
+    reopened = SqliteIndex(tmp_path, "m", DIM)
     assert len(reopened) == 6
-    found = {reopened.get([i])[i].text for i, _ in reopened.search(c.vectors[1], 6)}
+    found = {reopened.fetch([i])[i].text for i, _ in reopened.dense_search(c.vectors[1], 6)}
     assert "c.md chunk 1" in found and not any(t.startswith("a.md") for t in found)
 
 
 def test_large_collections_switch_to_ivf_with_good_recall(tmp_path, monkeypatch):
-    from docstack.ingest import vector_index
+    from docstack.index.sqlite import vectors as vector_index
 
     monkeypatch.setattr(vector_index, "IVF_THRESHOLD", 400)
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     docs = [doc(f"d{i}.md", 50, i) for i in range(10)]
     store.write(docs)
     assert store.index.is_ivf and len(store) == 500
     assert list(tmp_path.glob("index-*.faiss")), "a rebuilt index is saved at once"
 
     def top_text(vector):
-        [(best, _)] = store.search(vector, 1)
-        return store.get([best])[best].text
+        [(best, _)] = store.dense_search(vector, 1)
+        return store.fetch([best])[best].text
 
     assert sum(top_text(d.vectors[7]) == f"{d.source} chunk 7" for d in docs) >= 9
     store.flush()
-    assert ChunkStore(tmp_path, "m", DIM).index.is_ivf
+    assert SqliteIndex(tmp_path, "m", DIM).index.is_ivf
 
 
 def test_a_document_in_parts_is_recorded_only_when_complete(tmp_path):
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     whole = doc("big.txt", 6, 4)
     head = Document(whole.path, whole.source, whole.sha256, 1, 100, 0.0, whole.chunks[:4], whole.vectors[:4],
                     first=True, last=False)
     store.write([head])
-    assert store.document_hash(whole.path) is None, "an unfinished file must be ingested again"
+    assert store.document(whole.path) is None, "an unfinished file must be ingested again"
     tail = Document(whole.path, whole.source, whole.sha256, 1, 100, 0.0, whole.chunks[4:], whole.vectors[4:],
                     first=False, last=True)
     store.write([tail])
-    assert store.document_hash(whole.path) == whole.sha256
-    assert store.stats()["chunks"] == 6 and len(store) == 6
+    assert store.document(whole.path).sha256 == whole.sha256
+    assert store.stats().chunks == 6 and len(store) == 6
     store.write([whole])  # a re-ingest replaces all parts
     assert len(store) == 6
 
 
 def test_a_reader_sees_another_writers_changes_after_refresh(tmp_path):
-    reader = ChunkStore(tmp_path, "m", DIM)
-    writer = ChunkStore(tmp_path, "m", DIM)
+    reader = SqliteIndex(tmp_path, "m", DIM)
+    writer = SqliteIndex(tmp_path, "m", DIM)
     added = doc("new.md", 2, 5)
     writer.write([added])
     assert len(reader) == 0
     reader.refresh()
-    [(best, _)] = reader.search(added.vectors[0], 1)
-    assert reader.get([best])[best].source == "new.md" and len(reader) == 2
+    [(best, _)] = reader.dense_search(added.vectors[0], 1)
+    assert reader.fetch([best])[best].source == "new.md" and len(reader) == 2
 
 
 def test_keyword_search_leaves_out_the_commonest_words_beyond_its_budget(tmp_path, monkeypatch):
-    import docstack.ingest.store as store_module
+    import docstack.index.sqlite.store as store_module
 
-    store = ChunkStore(tmp_path / "c", "test-model", 8)
+    store = SqliteIndex(tmp_path / "c", "test-model", 8)
     texts = [f"pump manual section {i}" for i in range(20)] + ["pump valve torque figures"]
     vectors = np.random.default_rng(0).standard_normal((len(texts), 8)).astype(np.float32)
     store.write([Document("/d.txt", "d.txt", "h", 1, 100, 0.0,
@@ -151,5 +151,5 @@ def test_keyword_search_leaves_out_the_commonest_words_beyond_its_budget(tmp_pat
     assert len(everywhere) == 21  # within the budget: "pump" scores every chunk
     monkeypatch.setattr(store_module, "KEYWORD_POSTINGS_BUDGET", 10)
     only_rare = store.keyword_search("pump torque", 30)
-    assert [store.get([i])[i].text for i, _ in only_rare] == ["pump valve torque figures"]
+    assert [store.fetch([i])[i].text for i, _ in only_rare] == ["pump valve torque figures"]
     assert len(store.keyword_search("pump manual", 30)) == 20  # all common: the rarer one is kept

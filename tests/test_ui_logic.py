@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from docstack.stack.conversation import QuestionRewriter, Turn, standalone
-from docstack.stack.evidence import PagePreviews, best_sentence, claims
-from docstack.stack.rag import Answer, Citation
-from docstack.ui.transcript import ChatTurn, blocked, history, refusal, to_markdown
+from docstack import Answer, Citation, SafetyReport, refusal
+from docstack.evidence import PagePreviews, best_sentence, claims
+from docstack.rag.conversation import QuestionRewriter, Turn, standalone
+from docstack.ui.transcript import ChatTurn, blocked, history, to_markdown
 from tests.conftest import ROOT
 from tests.pdfs import write_pdf
 
@@ -107,7 +107,7 @@ def _turn(answer_text: str, **extra) -> ChatTurn:
                     "llamacpp/qwen", False, 3.2, first_token_seconds=1.1)
     for key, value in extra.items():
         setattr(answer, key, value)
-    from docstack.stack.evidence import Evidence
+    from docstack.evidence import Evidence
     card = Evidence(1, "/docs/manual.pdf", 2, "Maintenance", "", "The pump is serviced every 42 days.", "")
     return ChatTurn("Who services it?", "Who services the pump?", answer, [card])
 
@@ -121,15 +121,13 @@ def test_markdown_export_has_questions_answers_and_citations():
     assert "first token 1.1 s · total 3.2 s" in text
 
 
-def test_blocked_reads_the_safety_verdict_as_dict_or_object():
-    from types import SimpleNamespace
-
+def test_blocked_reads_the_answers_safety_report():
     assert blocked(_turn("fine").answer) is None
-    verdict = {"blocked": True, "stage": "input", "category": "prompt_injection"}
-    assert blocked(_turn("no", safety=verdict).answer) == verdict
-    as_object = blocked(_turn("no", safety=SimpleNamespace(blocked=True, stage="output", category="pii")).answer)
-    assert refusal(as_object) == "Refused by the safety policy at the output check (category: pii)."
-    assert blocked(_turn("ok", safety={"blocked": False}).answer) is None
+    report = SafetyReport(blocked=True, stage="output", category="pii", shield="pii")
+    assert blocked(_turn("no", safety=report).answer) is report
+    assert refusal(report.stage, report.category) == \
+        "Refused by docstack's safety shields: the answer was blocked at the output stage (category: pii)."
+    assert blocked(_turn("ok", safety=SafetyReport()).answer) is None
     assert history([_turn("Every 42 days [1]."), ChatTurn("q", "q", error="boom")]) == \
         [Turn("Who services the pump?", "Every 42 days [1].")]
 

@@ -8,10 +8,9 @@ from itertools import chain
 
 import streamlit as st
 
-from docstack.console import DocstackError
-from docstack.stack.evidence import Evidence
+from docstack import DocstackError, Evidence, refusal
 from docstack.ui.common import collection, docstack, options
-from docstack.ui.transcript import ChatTurn, blocked, history, refusal, timing, to_markdown
+from docstack.ui.transcript import ChatTurn, blocked, history, timing, to_markdown
 
 _SOFT_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
 
@@ -44,7 +43,7 @@ def show_answer(turn: ChatTurn, number: int) -> None:
         return
     verdict = blocked(answer)
     if verdict:
-        st.error(refusal(verdict))
+        st.error(refusal(verdict.stage, verdict.category))
     elif answer.abstained:
         st.warning("Not answered: the documents do not contain the answer.")
     st.caption(timing(answer))

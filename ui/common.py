@@ -7,8 +7,7 @@ import threading
 
 import streamlit as st
 
-from docstack import DocStack
-from docstack.console import DocstackError
+from docstack import DocStack, DocstackError
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from docstack.console import DocstackError
-from docstack.ingest.pipeline import IngestReport, Progress
+from docstack import DocstackError, IngestReport, Progress
 from docstack.ui.common import collection, docstack, select_collection
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from docstack.console import DocstackError
-from docstack.stack.retrieval import MODES
+from docstack import MODES, DocstackError, Status
 from docstack.ui.common import AUTO_MODEL, docstack
 
 
@@ -21,22 +20,21 @@ def available_models() -> tuple[list[dict], str | None]:
             for s in statuses], None
 
 
-def services(info: dict) -> None:
+def services(info: Status) -> None:
     st.subheader("Services")
-    st.write(f"Profile **{info['profile']}** · default model `{info['default_model']}` · data in `{info['home']}`")
+    st.write(f"Profile **{info.profile}** · default model `{info.default_model}` · data in `{info.home}`")
     rows = []
-    for name in ("model", "stack", "ui"):
-        s = info.get(name) or {}
-        state = "healthy" if s.get("healthy") else ("starting or failing" if s.get("running") else "not running")
-        rows.append({"service": name, "state": state, "url": s.get("url"), "pid": s.get("pid"), "log": s.get("log")})
+    for name, s in info.services.items():
+        state = "healthy" if s.healthy else ("starting or failing" if s.running else "not running")
+        rows.append({"service": name, "state": state, "url": s.url, "pid": s.pid, "log": s.log})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
 
-def indexes(info: dict) -> None:
+def indexes(info: Status) -> None:
     st.subheader("Collections")
     ds = docstack()
-    rows = [{"collection": name, **stats, "on disk (MB)": round(ds.index_bytes(name) / 2**20, 2)}
-            for name, stats in info["collections"].items()]
+    rows = [{"collection": name, **stats.to_json(), "on disk (MB)": round(ds.index_bytes(name) / 2**20, 2)}
+            for name, stats in info.collections.items()]
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     else:
@@ -58,14 +56,14 @@ def chat_options(models: list[str]) -> None:
     st.selectbox("Model", choices, key="opt_model")
 
 
-def safety(info: dict) -> None:
+def safety(info: Status) -> None:
     st.subheader("Safety policy")
-    shields = info["safety"]
-    if not shields["enabled"]:
+    shields = info.safety
+    if not shields.enabled:
         st.warning("Safety shields are off (DOCSTACK_SAFETY=false).")
         return
-    st.write(f"Policy `{shields['policy']}` (version {shields['policy_version']}); audit log `{shields['audit_log']}`.")
-    st.write(f"Harmful content: {shields['harmful_content']}.")
+    st.write(f"Policy `{shields.policy}` (version {shields.policy_version}); audit log `{shields.audit_log}`.")
+    st.write(f"Harmful content: {shields.harmful_content}.")
 
 
 def main() -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from docstack.stack.conversation import Turn
-from docstack.stack.evidence import Evidence
-from docstack.stack.rag import Answer
+from docstack import Answer, Evidence, SafetyReport, Turn, refusal
 
 
 @dataclass
@@ -28,21 +25,9 @@ def history(turns: list[ChatTurn]) -> list[Turn]:
     return [Turn(t.searched, t.answer.answer) for t in turns if t.answer is not None]
 
 
-def blocked(answer: Answer | None) -> dict[str, Any] | None:
-    """The safety verdict of a blocked answer (stage, category, ...), or None. The safety checks
-    may not be part of this build, and may give their verdict as an object or a dict."""
-    verdict = getattr(answer, "safety", None)
-    if verdict is None:
-        return None
-    if not isinstance(verdict, dict):
-        verdict = {k: getattr(verdict, k, None) for k in ("blocked", "stage", "category", "shield", "reason")}
-    return verdict if verdict.get("blocked") else None
-
-
-def refusal(verdict: dict[str, Any]) -> str:
-    where = f"the {verdict['stage']} check" if verdict.get("stage") else "a safety check"
-    why = f" (category: {verdict['category']})" if verdict.get("category") else ""
-    return f"Refused by the safety policy at {where}{why}."
+def blocked(answer: Answer | None) -> SafetyReport | None:
+    """The safety report of a blocked answer (its stage and category), or None."""
+    return answer.safety if answer is not None and answer.safety.blocked else None
 
 
 def timing(answer: Answer) -> str:
@@ -65,7 +50,7 @@ def to_markdown(turns: list[ChatTurn], collection: str) -> str:
             continue
         verdict = blocked(answer)
         if verdict:
-            lines += [f"**{refusal(verdict)}**", ""]
+            lines += [f"**{refusal(verdict.stage, verdict.category)}**", ""]
         elif answer.abstained:
             lines += ["**Not answered from the documents.**", ""]
         lines += [answer.answer, "", f"*{timing(answer)}*", ""]

@@ -33,12 +33,12 @@ class DocstackSafetyImpl(ShieldToModerationMixin, Safety, ShieldsProtocolPrivate
         self.shields: Shields | None = None
 
     async def initialize(self) -> None:
-        from docstack.ingest.embedder import Embedder
-        from docstack.stack.rag import ABSTAIN_TEXT, SYSTEM_PROMPT
+        from docstack.index.embedder import Embedder
 
         settings = Settings(home=Path(self.config.home).expanduser(), profile=self.config.profile,
                             safety_policy=Path(self.config.policy) if self.config.policy else None)
-        self.shields = Shields(settings, SYSTEM_PROMPT, [ABSTAIN_TEXT], embedder=Embedder(settings.embedding_model, models_dir=settings.models_dir))
+        # No system prompt: the prompt-leak check runs on the answer as docstack streams it, not here.
+        self.shields = Shields(settings, embedder=Embedder(settings.embedding_model, models_dir=settings.models_dir))
 
     async def shutdown(self) -> None:
         pass
@@ -61,7 +61,7 @@ class DocstackSafetyImpl(ShieldToModerationMixin, Safety, ShieldsProtocolPrivate
             return RunShieldResponse(violation=None)
         return RunShieldResponse(violation=SafetyViolation(
             violation_level=ViolationLevel.ERROR if verdict.blocked else ViolationLevel.WARN,
-            user_message=refusal(verdict) if verdict.blocked else None,
+            user_message=refusal(verdict.stage, verdict.category) if verdict.blocked else None,
             metadata={"violation_type": verdict.category, "category": verdict.category, "shield": verdict.shield,
                       "score": verdict.score, "action": verdict.action, "redactions": verdict.redactions,
                       "text": verdict.text if verdict.redactions else None},

@@ -6,18 +6,19 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from docstack.ingest.readers import ReadError, open_pdf
-from docstack.stack.rag import _SENTENCE_END, Answer, Embed
-from docstack.stack.retrieval import Hit
+from docstack.ingest.readers import ReadError
+from docstack.ingest.readers.pdf import open_pdf
+from docstack.rag.answer import Answer
+from docstack.rag.cite import Embed
+from docstack.rag.retrieve import Hit
+from docstack.text import cited_numbers, sentence_spans, without_markers
 
 log = logging.getLogger(__name__)
 
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 
 
 @dataclass(frozen=True)
@@ -44,18 +45,14 @@ class Evidence:
 
 def claims(answer: str, n: int) -> str:
     """The answer's sentences that carry marker [n], markers removed; the whole answer if none do."""
-    found = []
-    for m in _SENTENCE_END.finditer(answer):
-        sentence = m.group()
-        numbers = {int(x) for group in _MARKER.findall(sentence) for x in re.split(r"\s*[,;]\s*", group)}
-        if n in numbers:
-            found.append(_MARKER.sub("", sentence).strip())
-    return " ".join(found) or _MARKER.sub("", answer).strip()
+    found = [without_markers(answer[a:b]).strip() for a, b in sentence_spans(answer)
+             if n in cited_numbers(answer[a:b])]
+    return " ".join(found) or without_markers(answer).strip()
 
 
 def best_sentence(passage: str, claim: str, embed: Embed) -> tuple[int, int]:
     """Start and end offsets in `passage` of its sentence closest in meaning to `claim`."""
-    spans = [(m.start(), m.end()) for m in _SENTENCE_END.finditer(passage) if m.group().strip()]
+    spans = sentence_spans(passage)
     if len(spans) <= 1 or not claim.strip():
         return (0, len(passage)) if spans else (0, 0)
     vectors = embed([claim] + [passage[a:b].strip() for a, b in spans])

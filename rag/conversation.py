@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from docstack.text import without_markers
+
 # Only the last turns matter for what "it" refers to, and each costs prompt time on a small model.
 HISTORY_TURNS = 3
 ANSWER_CHARS = 300
@@ -16,7 +18,6 @@ REWRITE_PROMPT = """Rewrite the user's follow-up question so that it can be unde
 Replace words like "it", "they", "that" or "there" with what they refer to in the conversation.
 Keep the question short. Do not answer it. Reply with the rewritten question only."""
 
-_MARKERS = re.compile(r"\s*\[\d+(?:\s*[,;]\s*\d+)*\]")
 _LABEL = re.compile(r"^\s*(standalone|rewritten)?\s*(question)?\s*:\s*", re.I)
 
 
@@ -40,7 +41,7 @@ class QuestionRewriter:
             return question
         lines = []
         for turn in recent:
-            answer = _MARKERS.sub("", turn.answer).strip()
+            answer = without_markers(turn.answer).strip()
             lines += [f"User: {turn.question.strip()}", f"Assistant: {answer[:ANSWER_CHARS]}"]
         conversation = "\n".join(lines)
         messages = [

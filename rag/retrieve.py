@@ -1,4 +1,4 @@
-"""Retrieval: dense (FAISS), keyword (SQLite FTS5, BM25) or both fused, with metadata filters,
+"""Retrieval over any index backend: dense, keyword (BM25) or both fused, with metadata filters,
 optional cross-encoder reranking and near-duplicate removal.
 
 Every hit's `score` is the cosine similarity of query and chunk embeddings, whatever ranked it:
@@ -14,8 +14,8 @@ from typing import Literal, Protocol
 import numpy as np
 
 from docstack.console import DocstackError
-from docstack.ingest.embedder import Embedder
-from docstack.ingest.store import ChunkStore
+from docstack.index.base import ChunkIndex, Filters, StoredChunk
+from docstack.index.embedder import Embedder
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +45,27 @@ class Hit:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class Filters:
-    """`source`: a substring of the source path, or a glob if it has * ? or [. `pages`: inclusive range."""
+@dataclass
+class Retrieved:
+    """What a retrieval found: the hits, best first, with their stored chunks (vectors, the
+    context shield's verdicts, files), so later stages need not read the index again."""
 
-    source: str | None = None
-    pages: tuple[int, int] | None = None
+    hits: list[Hit]
+    chunks: dict[int, StoredChunk]
 
-    def __bool__(self) -> bool:
-        return self.source is not None or self.pages is not None
+    def vectors(self, hits: Sequence[Hit] | None = None) -> np.ndarray:
+        """The embeddings of `hits` (default: all), in their order."""
+        chosen = self.hits if hits is None else hits
+        if not chosen:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.vstack([self.chunks[h.chunk_id].vector for h in chosen])
 
-    @classmethod
-    def parse(cls, source: str | None = None, pages: str | None = None) -> Filters:
-        if pages is None:
-            return cls(source=source)
-        first, _, last = pages.partition("-")
-        try:
-            span = (int(first), int(last or first))
-        except ValueError:
-            raise DocstackError(f"--pages '{pages}' is not a page or a range like 3-10") from None
-        if span[0] < 1 or span[1] < span[0]:
-            raise DocstackError(f"--pages '{pages}' is not a valid range (pages start at 1)")
-        return cls(source=source, pages=span)
+    def verdicts(self) -> dict[int, str | None]:
+        return {h.chunk_id: self.chunks[h.chunk_id].safety for h in self.hits}
+
+    def above(self, min_score: float) -> Retrieved:
+        """Only the hits at least this close to the question."""
+        return Retrieved([h for h in self.hits if h.score >= min_score], self.chunks)
 
 
 class Reranker(Protocol):
@@ -74,36 +73,34 @@ class Reranker(Protocol):
 
 
 class Retriever:
-    def __init__(self, store: ChunkStore, embedder: Embedder, reranker: Reranker | None = None):
-        self.store = store
+    def __init__(self, index: ChunkIndex, embedder: Embedder, reranker: Reranker | None = None):
+        self.index = index
         self.embedder = embedder
         self.reranker = reranker
 
-    def run(self, query: str, k: int, mode: Mode = "hybrid", filters: Filters | None = None) -> list[Hit]:
+    def run(self, query: str, k: int, mode: Mode = "hybrid", filters: Filters | None = None) -> Retrieved:
         if mode not in MODES:
             raise DocstackError(f"search mode '{mode}' is not one of {', '.join(MODES)}")
         query_vector = self.embedder.embed([query])[0]
-        allowed = self.store.filter_ids(filters.source, filters.pages) if filters else None
         depth = max(4 * k, 20)
-        dense = self.store.search(query_vector, depth, allowed) if mode != "keyword" else []
-        keyword = self.store.keyword_search(query, depth, allowed) if mode != "dense" else []
-        candidates = fuse(dense, keyword)[:depth]
+        dense = self.index.dense_search(query_vector, depth, filters) if mode != "keyword" else []
+        keyword = self.index.keyword_search(query, depth, filters) if mode != "dense" else []
+        ranked = fuse(dense, keyword)[:depth]
+        stored = self.index.fetch(ranked)
+        candidates = [stored[i] for i in ranked if i in stored]  # a chunk removed meanwhile is left out
         if not candidates:
-            return []
-        vectors = self.store.vectors(candidates)
+            return Retrieved([], {})
+        vectors = np.vstack([c.vector for c in candidates])
         cosine = vectors @ query_vector
-        rows = self.store.get(candidates)
-        texts = [rows[i].text if i in rows else "" for i in candidates]
+        texts = [c.text for c in candidates]
         order = list(range(len(candidates)))
         if self.reranker is not None:
             rerank = self.reranker.scores(query, texts)
             order.sort(key=lambda j: -float(rerank[j]))
         chosen = _without_near_duplicates(order, vectors, texts, k)
-        return [
-            Hit(c, r.source, r.page, r.section, round(float(cosine[j]), 4), r.text)
-            for j in chosen
-            if (r := rows.get(c := candidates[j])) is not None
-        ]
+        hits = [Hit(candidates[j].chunk_id, candidates[j].source, candidates[j].page, candidates[j].section,
+                    round(float(cosine[j]), 4), candidates[j].text) for j in chosen]
+        return Retrieved(hits, {h.chunk_id: stored[h.chunk_id] for h in hits})
 
 
 def fuse(dense: Sequence[tuple[int, float]], keyword: Sequence[tuple[int, float]],

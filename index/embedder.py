@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from docstack.console import DocstackError
-from docstack.ingest import bert_numpy
-from docstack.ingest.bert_numpy import NumpyBertEncoder
+from docstack.index import bert_numpy
+from docstack.index.bert_numpy import NumpyBertEncoder
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A collection on disk: chunk metadata, vectors and a keyword index in SQLite, and a FAISS index.
 
 SQLite (WAL) is the source of truth: one transaction writes a document's chunks, their vectors,
-their FTS5 rows and a new generation number. The FAISS index (see `vector_index`) is a cache of
+their FTS5 rows and a new generation number. The FAISS index (see `vectors`) is a cache of
 those vectors keyed by chunk id, saved now and then and reconciled with SQLite on open, so a
 crash at any point leaves the last committed state, and every FAISS id has its row."""
 
@@ -15,14 +15,13 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from docstack.console import DocstackError
-from docstack.ingest.chunker import Chunk
-from docstack.ingest.vector_index import VectorIndex
+from docstack.index.base import Document, DocumentRecord, Filters, IndexStats, Scored, StoredChunk
+from docstack.index.sqlite.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -68,37 +67,6 @@ END;
 KEYWORD_POSTINGS_BUDGET = 10_000
 
 
-@dataclass(frozen=True)
-class Document:
-    """A file's chunks ready to store. `path` (resolved) identifies it; `source` is how it was named.
-
-    A large file arrives in parts: the first replaces what the path held, the last records the
-    document (its hash), so an interrupted file is ingested again in full next time."""
-
-    path: str
-    source: str
-    sha256: str
-    pages: int
-    bytes: int
-    mtime: float
-    chunks: Sequence[Chunk]
-    vectors: np.ndarray
-    first: bool = True
-    last: bool = True
-    safety: Sequence[str | None] | None = None  # per chunk: the context shield's verdict
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    chunk_id: int
-    source: str
-    page: int | None
-    section: str | None
-    start: int
-    end: int
-    text: str
-
-
 # The FAISS cache is saved once this many changes (or 10% of the index) are not in it.
 SAVE_AFTER_CHANGES = 5_000
 # Vectors are read from SQLite in batches of this many, to bound memory on large collections.
@@ -112,9 +80,12 @@ while who whom why will with would you your yours yourself yourselves""".split()
 
 # A filter that leaves at most this many chunks is searched exactly.
 EXACT_FILTER_LIMIT = 20_000
+_DOCUMENT_COLUMNS = "path, source, sha256, pages, chunks, bytes, mtime, ingested_at"
 
 
-class ChunkStore:
+class SqliteIndex:
+    """A collection in a folder: `chunks.sqlite` and `index-<generation>.faiss` (see the module)."""
+
     DB = "chunks.sqlite"
     SCHEMA_VERSION = "3"
     # Older schemas this version upgrades in place: schema -> statements.
@@ -133,6 +104,7 @@ class ChunkStore:
         self.db.executescript(SCHEMA)
         self._check_model()
         self.index = self._load_index()
+        self._filtered: tuple = (None, None)
 
     @classmethod
     def exists(cls, path: Path) -> bool:
@@ -148,19 +120,21 @@ class ChunkStore:
     def __len__(self) -> int:
         return len(self.index)
 
-    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """Nearest chunks by cosine; among `allowed` ids only, when given. A selective filter is
+    def dense_search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> Scored:
+        """Nearest chunks by cosine, among those the filters let through. A selective filter is
         searched exactly over its own vectors, which an approximate index could miss."""
+        allowed = self._allowed(filters)
         if allowed is not None and len(allowed) <= EXACT_FILTER_LIMIT:
             if len(allowed) == 0:
                 return []
-            scores = self.vectors(allowed) @ vector
+            scores = self._vectors(allowed) @ vector
             top = np.argsort(-scores)[:k]
             return [(int(allowed[i]), float(scores[i])) for i in top]
         return self.index.search(vector, k, allowed)
 
-    def keyword_search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+    def keyword_search(self, query: str, k: int, filters: Filters | None = None) -> Scored:
         """BM25 over the chunks' text and section (FTS5); any query word but a stopword may match."""
+        allowed = self._allowed(filters)
         words = "".join(c if c.isalnum() else " " for c in query).split()
         # Stopwords barely move BM25 but make FTS5 score nearly every row of a large collection.
         terms = [w for w in words if w.lower() not in STOPWORDS] or words
@@ -195,47 +169,45 @@ class ChunkStore:
             postings += df
         return kept
 
-    def filter_ids(self, source: str | None = None, pages: tuple[int, int] | None = None) -> np.ndarray:
-        """Ids of the chunks whose source matches (substring, or glob with * ? [) and whose page is in range."""
+    def _allowed(self, filters: Filters | None) -> np.ndarray | None:
+        """Ids of the chunks the filters let through (None: no filter). Remembered per generation:
+        a hybrid search asks twice."""
+        if not filters:
+            return None
+        key = (filters, self.generation)
+        if self._filtered[0] != key:
+            self._filtered = (key, self._filter_ids(filters))
+        return self._filtered[1]
+
+    def _filter_ids(self, filters: Filters) -> np.ndarray:
+        """Chunks whose source matches (substring, or glob with * ? [) and whose page is in range."""
         where, args = [], []
-        if source is not None:
-            where.append("source GLOB ?" if any(c in source for c in "*?[") else "instr(source, ?) > 0")
-            args.append(source)
-        if pages is not None:
+        if filters.source is not None:
+            glob = any(c in filters.source for c in "*?[")
+            where.append("source GLOB ?" if glob else "instr(source, ?) > 0")
+            args.append(filters.source)
+        if filters.pages is not None:
             where.append("page BETWEEN ? AND ?")
-            args += list(pages)
+            args += list(filters.pages)
         sql = "SELECT id FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
         return np.fromiter((r[0] for r in self.db.execute(sql, args)), dtype=np.int64)
 
-    def get(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.db.execute(
-            f"SELECT id, source, page, section, start, end, text FROM chunks WHERE id IN ({marks})", list(ids)
-        )
-        return {row[0]: StoredChunk(*row) for row in rows}
-
-    def paths(self, ids: Sequence[int]) -> dict[int, str]:
-        """The resolved file path each chunk came from (`source` is the path as it was given)."""
-        return self._column("path", ids)
-
-    def safety(self, ids: Sequence[int]) -> dict[int, str | None]:
-        """The stored context-shield verdicts of `ids` (None: not checked at ingest)."""
-        return self._column("safety", ids)
-
-    def _column(self, column: str, ids: Sequence[int]) -> dict:
+    def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        found: dict[int, StoredChunk] = {}
         ids = [int(i) for i in ids]
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        return dict(self.db.execute(f"SELECT id, {column} FROM chunks WHERE id IN ({marks})", ids))
+        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+            part = ids[start : start + 900]
+            marks = ",".join("?" * len(part))
+            for row in self.db.execute("SELECT id, path, source, page, section, start, end, text, vector, safety "
+                                       f"FROM chunks WHERE id IN ({marks})", part):
+                found[row[0]] = StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
+        return found
 
-    def vectors(self, ids: Sequence[int]) -> np.ndarray:
+    def _vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
         ids = [int(i) for i in ids]
         rows: dict[int, bytes] = {}
-        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
+        for start in range(0, len(ids), 900):
             part = ids[start : start + 900]
             marks = ",".join("?" * len(part))
             rows.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part))
@@ -243,31 +215,27 @@ class ChunkStore:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.vstack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
 
-    def document_hash(self, path: str) -> str | None:
-        row = self.db.execute("SELECT sha256 FROM documents WHERE path = ?", (path,)).fetchone()
-        return row[0] if row else None
-
-    def document_stamp(self, path: str) -> tuple[int, float] | None:
-        """(size, mtime) recorded for `path`: a file with the same stamp is taken as unchanged."""
-        row = self.db.execute("SELECT bytes, mtime FROM documents WHERE path = ?", (path,)).fetchone()
-        return (row[0], row[1]) if row else None
+    def document(self, path: str) -> DocumentRecord | None:
+        row = self.db.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
+        return DocumentRecord(*row) if row else None
 
     def path_with_hash(self, sha256: str) -> str | None:
         row = self.db.execute("SELECT path FROM documents WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone()
         return row[0] if row else None
 
-    def documents(self) -> list[dict]:
-        cursor = self.db.execute(
-            "SELECT path, source, pages, chunks, bytes, ingested_at FROM documents ORDER BY path"
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor]
+    def documents(self) -> list[DocumentRecord]:
+        rows = self.db.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents ORDER BY path")
+        return [DocumentRecord(*row) for row in rows]
 
-    def stats(self) -> dict:
+    def stats(self) -> IndexStats:
         docs, pages, chunks = self.db.execute(
             "SELECT count(*), coalesce(sum(pages), 0), coalesce(sum(chunks), 0) FROM documents"
         ).fetchone()
-        return {"documents": docs, "pages": pages, "chunks": chunks, "vectors": len(self.index)}
+        return IndexStats(docs, pages, chunks, len(self.index))
+
+    def size_bytes(self) -> int:
+        """Disk space: the SQLite database, its WAL and the vector index."""
+        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
 
     def refresh(self) -> None:
         """Catch up with writes made by other processes since this store was loaded."""
@@ -427,7 +395,7 @@ class ChunkStore:
             index.remove(stale)
             for start in range(0, len(missing), READ_BATCH):
                 part = missing[start : start + READ_BATCH]
-                index.add(part, self.vectors(part))
+                index.add(part, self._vectors(part))
             self._unsaved = len(stale) + len(missing)
             if self._unsaved and saved >= 0:
                 log.info("%s: applied %d changes to the FAISS cache", self.path, self._unsaved)
@@ -440,7 +408,7 @@ class ChunkStore:
         building it is O(index), so no later open should have to do it again."""
         ids = index.ids()
         log.info("%s: rebuilding the vector index for %d chunks", self.path, len(ids))
-        rebuilt = VectorIndex.build(self.dimension, ids, self.vectors(ids))
+        rebuilt = VectorIndex.build(self.dimension, ids, self._vectors(ids))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('ivf_trained', ?)", (str(rebuilt.trained_size),))
         rebuilt.save(self.path, self.generation)
         self._unsaved = 0

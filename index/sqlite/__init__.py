@@ -1,0 +1,1 @@
+"""The SQLite + FTS5 + FAISS index backend."""

@@ -1,0 +1,1 @@
+"""The answer engine: retrieval, prompts, generation through the stack, citations."""

@@ -1,0 +1,227 @@
+"""The answer pipeline: a question through input screening → retrieve → screen the passages →
+pack → generate through the Llama Stack server → screen the answer → cite.
+
+Each stage is a small component with one `run()` and a typed result, testable alone;
+`AnswerPipeline` wires them and streams the answer. With safety off the screening stages get a
+`NoGuard`, which lets everything through: the pipeline has no special case for it.
+
+    pipeline = AnswerPipeline(ScreenInput(guard), Retrieve(retriever.run, 0.25), ScreenContext(guard),
+                              Pack(router, counter, 384), Generate(chat, queue), ScreenOutput(guard), Cite(embed))
+    stream = pipeline.stream(Question("How often is the pump serviced?", k=3))
+    for text in stream: ...
+    stream.answer.citations
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from docstack.index.base import Filters
+from docstack.rag.answer import Answer, AnswerStream, Citation
+from docstack.rag.cite import Embed, cite
+from docstack.rag.prompt import ABSTAIN_TEXT, PromptBuilder, is_abstention
+from docstack.rag.retrieve import Hit, Mode, Retrieved
+from docstack.safety.base import SafetyReport, Verdict
+from docstack.safety.guard import Guard, NoGuard, OutputFilter, PassThrough, Screened, refusal
+from docstack.stack.catalogue import ModelSpec
+from docstack.stack.model_queue import ModelQueue, WaitCallback
+from docstack.stack.router import Fallback, Route, Router
+from docstack.stack.tokenizers import TokenCounter
+
+AnyGuard = Guard | NoGuard
+# (model, messages, max tokens, temperature) -> the reply's text as it streams
+Chat = Callable[[ModelSpec, list[dict], int, float], Iterable[str]]
+
+
+@dataclass(frozen=True)
+class Question:
+    text: str
+    k: int = 3
+    mode: Mode = "hybrid"
+    filters: Filters | None = None
+    model: str | None = None  # the model to try first; None: the router picks
+    image: str | None = None  # a picture as a data URL, for vision models
+
+
+class ScreenInput:
+    """The question through the input shields; a blocked question never reaches the stack."""
+
+    def __init__(self, guard: AnyGuard):
+        self.guard = guard
+
+    def run(self, question: Question) -> Verdict:
+        return self.guard.check_input(question.text)
+
+
+# (question, k, mode, filters) -> what the index finds: `Retriever.run`, or a collection's
+Search = Callable[[str, int, Mode, Filters | None], Retrieved]
+
+
+class Retrieve:
+    """The passages close enough to the question to be evidence (cosine >= `min_score`)."""
+
+    def __init__(self, search: Search, min_score: float):
+        self.search = search
+        self.min_score = min_score
+
+    def run(self, question: Question) -> Retrieved:
+        return self.search(question.text, question.k, question.mode, question.filters).above(self.min_score)
+
+
+class ScreenContext:
+    """The context shield's verdicts, stored at ingest, applied: passages dropped, quoted or stripped."""
+
+    def __init__(self, guard: AnyGuard):
+        self.guard = guard
+
+    def run(self, retrieved: Retrieved) -> Screened:
+        return self.guard.screen(retrieved.hits, retrieved.verdicts())
+
+
+class Pack:
+    """A prompt for each model the router may use, each packed to that model's window and counted
+    with its own tokenizer; the router orders them (see stack/router.py)."""
+
+    def __init__(self, router: Callable[[], Router], counter: Callable[[ModelSpec], TokenCounter], answer_tokens: int):
+        self.router = router  # made per question: it knows which models the stack serves now
+        self.counter = counter
+        self.answer_tokens = answer_tokens
+
+    def run(self, question: Question, screened: Screened) -> Route:
+        def pack(spec: ModelSpec):
+            builder = PromptBuilder(self.counter(spec), spec.context, self.answer_tokens)
+            return builder.run(question.text, screened.hits, screened.quoted, image=question.image)
+
+        return self.router().run(pack, question.model, vision=question.image is not None)
+
+
+class Generation:
+    """The answer as the first model of the route that answers writes it, drawn once the model
+    server has a turn free. After iterating: `choice` (who answered) and `waited` (seconds in
+    the queue)."""
+
+    def __init__(self, fallback: Fallback, queue: ModelQueue, on_wait: WaitCallback | None):
+        self.fallback = fallback
+        self.queue = queue
+        self.on_wait = on_wait
+        self.waited = 0.0
+
+    @property
+    def choice(self):
+        return self.fallback.choice
+
+    def __iter__(self) -> Iterator[str]:
+        with self.queue.turn(self.on_wait) as waited:
+            self.waited = waited
+            yield from self.fallback
+
+
+class Generate:
+    """Generation through the Llama Stack server, one turn at a time where the model server takes
+    one request at a time."""
+
+    def __init__(self, chat: Chat, queue: ModelQueue, answer_tokens: int, temperature: float = 0.0):
+        self.chat = chat
+        self.queue = queue
+        self.answer_tokens = answer_tokens
+        self.temperature = temperature
+
+    def run(self, route: Route, on_wait: WaitCallback | None = None) -> Generation:
+        fallback = Fallback(route, lambda choice: self.chat(choice.spec, choice.prompt.messages, self.answer_tokens,
+                                                             self.temperature))
+        return Generation(fallback, self.queue, on_wait)
+
+    def once(self, spec: ModelSpec, messages: list[dict], max_tokens: int,
+             on_wait: WaitCallback | None = None) -> Iterator[str]:
+        """One request to one model, outside any route (rewriting a follow-up question)."""
+        with self.queue.turn(on_wait):
+            yield from self.chat(spec, messages, max_tokens, 0.0)
+
+
+class ScreenOutput:
+    """The filter the answer streams through: checked sentence by sentence, redacted or stopped."""
+
+    def __init__(self, guard: AnyGuard):
+        self.guard = guard
+
+    def run(self, screened: Screened) -> OutputFilter | PassThrough:
+        return self.guard.output(screened.hits, screened.tokens)
+
+
+class Cite:
+    """[n] markers in the answer and the citations they stand for; a citation quotes its passage
+    with what the output shield redacts removed."""
+
+    def __init__(self, embed: Embed):
+        self.embed = embed
+
+    def run(self, text: str, hits: list[Hit], retrieved: Retrieved,
+            output: OutputFilter | PassThrough) -> tuple[str, list[Citation]]:
+        text, citations = cite(text, hits, self.embed, retrieved.vectors(hits))
+        return text, [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations]
+
+
+class AnswerPipeline:
+    def __init__(self, screen_input: ScreenInput, retrieve: Retrieve, screen_context: ScreenContext, pack: Pack,
+                 generate: Generate, screen_output: ScreenOutput, cite: Cite, default_model: str = ""):
+        self.default_model = default_model  # named in a refusal, where no model was asked
+        self.screen_input = screen_input
+        self.retrieve = retrieve
+        self.screen_context = screen_context
+        self.pack = pack
+        self.generate = generate
+        self.screen_output = screen_output
+        self.cite = cite
+
+    def stream(self, question: Question, on_wait: WaitCallback | None = None) -> AnswerStream:
+        """The answer as it is written; iterate it for text, then read `.answer`. With no passage
+        close enough, docstack abstains without asking the model (which would answer from its
+        own memory)."""
+        started = time.perf_counter()
+        safety = SafetyReport()
+        verdict = self.screen_input.run(question)
+        safety.record(verdict)
+        if verdict.blocked:
+            return _refused(verdict, safety, question.model or self.default_model, started)
+        retrieved = self.retrieve.run(question)
+        screened = self.screen_context.run(retrieved)
+        safety.dropped_chunks = len(screened.dropped)
+        safety.redactions += len(screened.stripped)  # passages packed without their flagged sentences
+        route = self.pack.run(question, screened)
+        generation = self.generate.run(route, on_wait)
+        output = self.screen_output.run(screened)
+        evidence = bool(screened.hits)  # none close enough, or all dropped by the context shield
+
+        def finish(text: str, first_token: float | None) -> Answer:
+            choice = generation.choice or route.choices[0]
+            text = text.strip()
+            safety.merge(output.report)
+            abstained = not evidence or is_abstention(text)
+            citations: list[Citation] = []
+            if not abstained and not safety.blocked:
+                text, citations = self.cite.run(text, choice.prompt.hits, retrieved, output)
+            return Answer(
+                answer=text if evidence else ABSTAIN_TEXT, citations=citations, model=choice.spec.stack_id,
+                abstained=abstained, seconds=round(time.perf_counter() - started, 3),
+                first_token_seconds=None if first_token is None else round(first_token, 3),
+                prompt_tokens=choice.prompt.tokens, context=choice.prompt.hits, notices=route.notices,
+                safety=safety, wait_seconds=round(generation.waited, 3),
+            )
+
+        if not evidence:
+            return AnswerStream(iter([ABSTAIN_TEXT]), finish)
+        return AnswerStream(output.filter(generation), finish)
+
+
+def _refused(verdict: Verdict, safety: SafetyReport, model: str, started: float) -> AnswerStream:
+    """A blocked question: the refusal names the stage and category; the stack is never called."""
+    text = refusal(verdict.stage, verdict.category)
+
+    def finish(_text: str, first_token: float | None) -> Answer:
+        return Answer(answer=text, citations=[], model=model, abstained=False,
+                      seconds=round(time.perf_counter() - started, 3), first_token_seconds=first_token, safety=safety)
+
+    return AnswerStream(iter([text]), finish)
