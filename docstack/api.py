@@ -131,7 +131,7 @@ class DocStack:
         if not self.settings.safety:
             return None
         return Shields(self._with_llama_guard(), SYSTEM_PROMPT, allowed_prompt_text=[ABSTAIN_TEXT],
-                       embedder=self.embedder)
+                       embedder=self.embedder, client=self.client)
 
     def _with_llama_guard(self) -> Settings:
         """The settings, naming the stack's Llama Guard shield when a profile's `up` registered one

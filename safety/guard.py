@@ -27,6 +27,7 @@ from docstack.safety.pii import PIIShield, SecretShield
 from docstack.safety.policy import SEVERITY, Policy
 
 from docstack.settings import Settings
+from docstack.stack.client import StackClient
 from docstack.text import sentence_ends
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,9 @@ class Shields:
     """The detectors, loaded once (some take seconds) and shared by every guard."""
 
     def __init__(self, settings: Settings, system_prompt: str = "", allowed_prompt_text: Sequence[str] = (),
-                 embedder=None):
+                 embedder=None, client: StackClient | None = None):
         self.settings = settings
+        self.client = client  # the stack, for a Llama Guard shield it serves
         self.embedder = embedder  # the project's MiniLM, for the injection classifier (None: no classifier)
         self.base_policy = Policy.load(settings.safety_policy, settings.profile)
         self.rules = RuleShield()
@@ -98,8 +100,8 @@ class Shields:
             return None
         from docstack.safety.llama_guard import LlamaGuardShield
 
-        return LlamaGuardShield(self.settings.stack_url, self.settings.safety_llama_guard,
-                                timeout=self.settings.request_timeout)
+        client = self.client or StackClient(self.settings.stack_url, timeout=self.settings.request_timeout)
+        return LlamaGuardShield(client, self.settings.safety_llama_guard)
 
     @property
     def harmful_check(self) -> str:

@@ -48,6 +48,18 @@ class StackClient:
         except APIConnectionError as exc:
             raise self._unreachable(exc) from exc
 
+    def run_shield(self, shield_id: str, messages: list[dict]):
+        """The stack's safety API (`POST /v1/safety/run-shield`): the violation, or None."""
+        from llama_stack_client import APIConnectionError, APIStatusError
+
+        try:
+            return self._client.safety.run_shield(shield_id=shield_id, messages=messages).violation
+        except APIConnectionError as exc:
+            raise DocstackError(f"no Llama Stack server answers at {self.base_url} for the shield '{shield_id}'") \
+                from exc
+        except APIStatusError as exc:
+            raise DocstackError(f"the stack's shield '{shield_id}' failed: {str(exc)[:200]}") from exc
+
     def chat_stream(self, model: str, messages: list[dict], max_tokens: int, temperature: float,
                     timeout: float | None = None) -> ChatStream:
         """The reply's text as it streams. `timeout` bounds each wait for the next piece, so a

@@ -107,9 +107,9 @@ def test_questions_asked_at_once_all_get_their_answers(running_stack, corpus):
 
 
 def test_up_again_reuses_the_running_services(running_stack):
-    before = {s["pid"] for name, s in running_stack.status().items() if name in ("model", "stack")}
+    before = {s.pid for name, s in running_stack.status().services.items() if name in ("model", "stack")}
     running_stack.up(with_ui=False)
-    after = {s["pid"] for name, s in running_stack.status().items() if name in ("model", "stack")}
+    after = {s.pid for name, s in running_stack.status().services.items() if name in ("model", "stack")}
     assert before == after and None not in after
 
 
