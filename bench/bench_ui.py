@@ -1,7 +1,7 @@
 """Web app benchmark, in one run against the app `DocStack.up()` starts (real stack, real model),
 driven by Debian's Chromium through Playwright:
 
-- uploading the sample corpus (samples/) through the Documents page vs `docstack ingest` of the
+- uploading the sample corpus (docstack/samples/) through the Documents page vs `docstack ingest` of the
   same files (a fresh collection each time; rounds alternate so neither side gets a warmer cache);
 - how long after `goto` the Chat page takes to accept a question;
 - the first token in the browser (from pressing Enter) vs the first token the stack measured for
@@ -32,7 +32,7 @@ from docstack import DocStack, Settings  # noqa: E402
 from docstack.stack.models import QWEN_0_5B, ensure_gguf  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
-SAMPLES = sorted(p for p in (ROOT / "samples").iterdir() if p.is_file())
+SAMPLES = sorted(p for p in (ROOT / "docstack" / "samples").iterdir() if p.is_file())
 QUESTIONS = ["How do I back up docstack?", "Where are vectors stored?", "How do I upgrade docstack?",
              "Does docstack need the internet?", "Which language model answers?"]
 ASSISTANT = '[data-testid="stChatMessage"]:has([data-testid="stChatMessageAvatarAssistant"])'

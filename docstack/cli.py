@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from docstack import DocStack, DocstackError, Filters, Settings
 from docstack.console import console, err_console
 
+SAMPLES = Path(__file__).with_name("samples")  # installed with the package
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Document Q&A with citations, on Llama Stack.")
 
 Collection = Annotated[str | None, typer.Option("--collection", "-c", help="collection name (default: default)")]
@@ -250,7 +251,9 @@ def status(as_json: AsJson = False) -> None:
 @app.command()
 def demo() -> None:
     """Ingest the shipped sample documents, start everything and show how to ask."""
-    samples = Path(__file__).resolve().parent.parent / "samples"
+    samples = SAMPLES
+    if not samples.is_dir():
+        raise DocstackError(f"the sample documents are missing from this install ({samples}); reinstall docstack")
     ds = _docstack()
     report = ds.ingest([samples], collection="samples")
     console.print(f"samples: {report.files} new files, {report.unchanged} unchanged, {report.chunks} chunks")
