@@ -1,0 +1,159 @@
+"""The index contract: what every backend behind `ChunkIndex` / `IndexBackend` must do. Each
+test runs once per backend in BACKENDS; a new backend (PostgreSQL + pgvector) joins the list and
+passes the same tests. Backend-specific behaviour (the FAISS cache, IVF) is in test_store.py."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from docstack.console import DocstackError
+from docstack.index.base import Chunk, ChunkIndex, Document, Filters, IndexBackend
+from docstack.index.sqlite.backend import SqliteBackend
+from docstack.index.sqlite.config import SqliteIndexConfig
+
+DIM = 8
+MODEL = "contract-model"
+
+
+def sqlite_backend(tmp_path) -> IndexBackend:
+    return SqliteBackend(SqliteIndexConfig(root=tmp_path / "collections"))
+
+
+BACKENDS: dict[str, Callable] = {"sqlite": sqlite_backend}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request, tmp_path) -> IndexBackend:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+def index(backend) -> ChunkIndex:
+    return backend.open("contract", MODEL, DIM)
+
+
+def unit(seed: int, n: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).normal(size=(n, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def doc(name: str, texts: list[str], seed: int = 0, sha: str = "h", first: bool = True, last: bool = True,
+        pages: list[int | None] | None = None, safety: list[str | None] | None = None) -> Document:
+    pages = pages or [i + 1 for i in range(len(texts))]
+    chunks = [Chunk(t, p, "Section", 0, len(t)) for t, p in zip(texts, pages)]
+    return Document(f"/docs/{name}", f"docs/{name}", f"{sha}-{name}", max(p or 1 for p in pages), 100, 1.5,
+                    chunks, unit(seed, len(texts)), first, last, safety)
+
+
+def test_written_chunks_come_back_whole_with_vectors_and_verdicts(index):
+    manual = doc("manual.pdf", ["the pump is serviced every 42 days", "valves are checked weekly"], seed=1,
+                 safety=[json.dumps({"version": "v1"}), None])
+    index.write([manual])
+    ids = [i for i, _ in index.dense_search(manual.vectors[0], 2)]
+    stored = index.fetch(ids)
+    best = stored[ids[0]]
+    assert (best.text, best.page, best.source, best.path) == (
+        "the pump is serviced every 42 days", 1, "docs/manual.pdf", "/docs/manual.pdf")
+    assert np.allclose(best.vector, manual.vectors[0], atol=1e-6)
+    assert json.loads(best.safety) == {"version": "v1"} and stored[ids[1]].safety is None
+    assert index.fetch([10**9]) == {}
+
+
+def test_dense_search_ranks_by_cosine_and_respects_filters(index):
+    index.write([doc("a.pdf", ["alpha one", "alpha two", "alpha three"], seed=2),
+                 doc("b.md", ["beta one"], seed=3, pages=[None])])
+    target = index.fetch([i for i, _ in index.dense_search(unit(2, 3)[1], 1)])
+    assert [c.text for c in target.values()] == ["alpha two"]
+    scores = [s for _, s in index.dense_search(unit(2, 3)[1], 4)]
+    assert scores == sorted(scores, reverse=True) and scores[0] == pytest.approx(1.0, abs=1e-5)
+    only_b = index.dense_search(unit(2, 3)[1], 4, Filters(source="b.md"))
+    assert [index.fetch([i])[i].source for i, _ in only_b] == ["docs/b.md"]
+    glob = index.dense_search(unit(2, 3)[1], 4, Filters(source="*/a.*"))
+    assert {index.fetch([i])[i].source for i, _ in glob} == {"docs/a.pdf"}
+    pages = index.dense_search(unit(2, 3)[1], 4, Filters(pages=(2, 3)))
+    assert sorted(index.fetch([i])[i].page for i, _ in pages) == [2, 3]
+    assert index.dense_search(unit(2, 3)[1], 4, Filters(source="nowhere")) == []
+
+
+def test_keyword_search_scores_bm25_and_respects_filters(index):
+    index.write([doc("a.md", ["torque figures for the pump", "pump manual cover", "nothing relevant"], seed=4),
+                 doc("b.md", ["torque wrench settings"], seed=5)])
+    found = index.keyword_search("pump torque", 5)
+    texts = [index.fetch([i])[i].text for i, _ in found]
+    assert texts[0] == "torque figures for the pump" and "nothing relevant" not in texts
+    assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
+    filtered = index.keyword_search("torque", 5, Filters(source="b.md"))
+    assert [index.fetch([i])[i].text for i, _ in filtered] == ["torque wrench settings"]
+
+
+def test_a_write_is_one_transaction(index):
+    index.write([doc("kept.md", ["kept chunk"], seed=6)])
+    broken = Document("/docs/broken.md", "docs/broken.md", "x", 1, 10, 0.0, [Chunk("a", 1, None, 0, 1)],
+                      unit(7, 2))  # two vectors for one chunk
+    with pytest.raises(ValueError):
+        index.write([doc("other.md", ["other chunk"], seed=8), broken])
+    assert [d.source for d in index.documents()] == ["docs/kept.md"]
+    assert index.stats().chunks == 1 and index.verify() == []
+
+
+def test_rewriting_replaces_and_removing_forgets(index):
+    index.write([doc("a.md", ["old one", "old two", "old three"], seed=9)])
+    before = index.generation
+    index.write([doc("a.md", ["new one"], seed=10, sha="new")])
+    assert index.generation > before
+    assert index.document("/docs/a.md").sha256 == "new-a.md" and index.stats().chunks == 1
+    assert [index.fetch([i])[i].text for i, _ in index.keyword_search("one", 5)] == ["new one"]
+    assert index.remove("/docs/a.md") == 1 and index.documents() == [] and index.document("/docs/a.md") is None
+    assert index.dense_search(unit(10, 1)[0], 5) == [] and index.verify() == []
+
+
+def test_a_document_in_parts_is_recorded_only_when_complete(index):
+    head = doc("big.txt", ["part one", "part two"], seed=11, last=False)
+    index.write([head])
+    assert index.document("/docs/big.txt") is None, "an unfinished file must be ingested again"
+    index.write([doc("big.txt", ["part three"], seed=12, first=False)])
+    record = index.document("/docs/big.txt")
+    assert record is not None and record.chunks == 3 and (record.bytes, record.mtime) == (100, 1.5)
+    assert index.path_with_hash("h-big.txt") == "/docs/big.txt" and index.path_with_hash("nope") is None
+    index.write([doc("big.txt", ["whole again"], seed=13)])
+    assert index.stats().to_json() == {"documents": 1, "pages": 1, "chunks": 1, "vectors": 1}
+
+
+def test_another_handle_sees_committed_changes_after_refresh(backend, index):
+    other = backend.open("contract", MODEL, DIM)
+    added = doc("new.md", ["fresh text"], seed=14)
+    other.write([added])
+    index.refresh()
+    [(best, _)] = index.dense_search(added.vectors[0], 1)
+    assert index.fetch([best])[best].source == "docs/new.md" and index.stats().chunks == 1
+    index.write([doc("second.md", ["second text"], seed=15)])  # the first handle writes on top
+    other.refresh()
+    assert other.stats().chunks == 2 and other.verify() == [] and index.verify() == []
+
+
+def test_opening_with_another_embedding_model_names_reindex(backend, index):
+    index.write([doc("a.md", ["text"], seed=16)])
+    with pytest.raises(DocstackError, match="docstack reindex"):
+        backend.open("contract", "another-model", DIM * 2)
+
+
+def test_collections_are_listed_deleted_and_replaced(backend):
+    assert backend.names() == [] and not backend.exists("one")
+    backend.open("one", MODEL, DIM).write([doc("a.md", ["from one"], seed=17)])
+    backend.open(".staging", MODEL, DIM).write([doc("b.md", ["from staging"], seed=18)])
+    assert backend.names() == ["one"] and backend.exists(".staging")  # internal names are not listed
+    assert backend.document_paths("one") == ["/docs/a.md"]
+    backend.replace("one", ".staging")
+    assert backend.document_paths("one") == ["/docs/b.md"] and not backend.exists(".staging")
+    backend.delete("one")
+    assert backend.names() == [] and not backend.exists("one")
+
+
+def test_size_and_flush(index):
+    index.write([doc("a.md", ["some text"] * 3, seed=19)])
+    index.flush()
+    assert index.size_bytes() > 0
