@@ -18,9 +18,10 @@ import json
 import time
 from pathlib import Path
 
-from docstack import DocStack
+from docstack import Answer, DocStack
 from docstack.eval import answers, harness
-from docstack.rag.prompt import ABSTAIN_TEXT, Answer, is_abstention
+from docstack.rag.pipeline import Question
+from docstack.rag.prompt import ABSTAIN_TEXT, is_abstention
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECK = "{q}\n\nDo the excerpts above state the answer to this exact question? Reply with one word: yes or no."
@@ -33,14 +34,18 @@ def ask(ds: DocStack, collection: str, question: str, check: bool) -> Answer:
 
 
 def answer_text(ds: DocStack, collection: str, question: str, check: bool) -> str:
-    hits = [h for h in ds.search(question, collection=collection, k=ds.settings.ask_k) if h.score >= ds.settings.min_score]
-    if not hits:
+    """The answer pipeline's own stages, with the yes/no check between packing and generating."""
+    pipeline = ds.pipeline(collection)
+    asked = Question(question, k=ds.settings.ask_k)
+    retrieved = pipeline.retrieve.run(asked)
+    if not retrieved.hits:
         return ABSTAIN_TEXT
-    choice = ds.router().run(question, hits).choices[0]
+    screened = pipeline.screen_context.run(retrieved)
+    choice = pipeline.pack.run(asked, screened).choices[0]
     system = choice.prompt.messages[0]
 
     def say(messages: list[dict], tokens: int) -> str:
-        return "".join(ds.client.chat_stream(choice.spec.stack_id, messages, tokens, 0.0))
+        return "".join(pipeline.generate.once(choice.spec, messages, tokens))
 
     if check and say([system, {"role": "user", "content": CHECK.format(q=question)}], 2).strip().lower().startswith("no"):
         return ABSTAIN_TEXT

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def measure(dataset: Path, size: int, overlap: int, mode: str, home: Path) -> dict:
     ds = DocStack(Settings(home=home, chunk_tokens=size, chunk_overlap=overlap, safety=False))
     result = harness.retrieval(ds, dataset, [mode])
-    store = ds.store(f"eval-{result['dataset']}")
-    texts = [text for (text,) in store.db.execute("SELECT text FROM chunks")]
+    index = ds.library.index(f"eval-{result['dataset']}")
+    texts = [text for (text,) in index.db.execute("SELECT text FROM chunks")]  # the SQLite backend's own table
     tokens = statistics.mean(ds.embedder.count_tokens(texts))
-    return {"chunk_tokens": size, "overlap": overlap, "chunks": store.stats()["chunks"],
+    return {"chunk_tokens": size, "overlap": overlap, "chunks": index.stats().chunks,
             **{k: v for k, v in result["results"][mode].items() if k != "p50_ms"},
             "ask_prompt_tokens": round(tokens * ds.settings.ask_k)}
 

@@ -9,7 +9,7 @@ Prints one JSON object (progress goes to stderr). The full run takes 6-8 minutes
   clustered synthetic unit vectors, its top-10 against exact (`faiss.IndexFlatIP`) top-10 for 500
   queries near the data, build time, and one-core, one-query-at-a-time latency of both; then a
   sweep of probe fractions to show which one reaches recall@10 >= 0.95 at the lowest latency.
-* ``add_1000_to_100k``: `ChunkStore.write` of one 1,000-chunk document into a 100,000-chunk store
+* ``add_1000_to_100k``: `SqliteIndex.write` of one 1,000-chunk document into a 100,000-chunk store
   (vectors precomputed, so no embedding time), then the re-open that reconciles the FAISS cache,
   and an explicit `flush()`.
 * ``ann_recall_real`` (with ``--embeddings``): the same measurement on saved real embeddings,
@@ -35,8 +35,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from docstack.index.sqlite import vectors as vector_index  # noqa: E402
-from docstack.ingest.chunker import Chunk  # noqa: E402
-from docstack.index.sqlite.store import ChunkStore, Document  # noqa: E402
+from docstack.index.base import Chunk, Document  # noqa: E402
+from docstack.index.sqlite.store import SqliteIndex  # noqa: E402
 from docstack.index.sqlite.vectors import VectorIndex  # noqa: E402
 
 DIM = 384  # all-MiniLM-L6-v2
@@ -251,7 +251,7 @@ def bench_ann(label: str, data: tuple[np.ndarray, np.ndarray, np.ndarray | None]
     return result
 
 
-# -- ChunkStore ------------------------------------------------------------------------------
+# -- SqliteIndex ------------------------------------------------------------------------------
 def unit_rows(rng: np.random.Generator, rows: int) -> np.ndarray:
     return normalise(rng.standard_normal((rows, DIM), dtype=np.float32))
 
@@ -288,7 +288,7 @@ def bench_store(total: int, per_doc: int, reps: int, seed: int) -> dict:
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="bench-index-") as tmp:
         folder = Path(tmp) / "collection"
-        store = ChunkStore(folder, "bench", DIM)
+        store = SqliteIndex(folder, "bench", DIM)
         log(f"store: writing {total} chunks as {total // per_doc} documents of {per_doc}")
         setup_writes = []
         started = time.perf_counter()
@@ -320,15 +320,15 @@ def bench_store(total: int, per_doc: int, reps: int, seed: int) -> dict:
 
         log("store: re-open (reconciles the FAISS cache with SQLite)")
         t0 = time.perf_counter()
-        store = ChunkStore(folder, "bench", DIM)
+        store = SqliteIndex(folder, "bench", DIM)
         reopen_s = time.perf_counter() - t0
         reconciled = store._unsaved  # changes the open applied to the cached index
         reopened_kind = "ivf" if store.index.is_ivf else "flat"
         t0 = time.perf_counter()
         store.flush()
         flush_s = time.perf_counter() - t0
-        probe = store.vectors([1])[0]
-        top = store.search(probe, 1)
+        probe = store.fetch([1])[1].vector
+        top = store.dense_search(probe, 1)
 
         # The same again from a saved cache of the current kind: reconciling is then only catching up.
         more = [document(20_000 + r, per_doc, rng) for r in range(reps)]
@@ -339,7 +339,7 @@ def bench_store(total: int, per_doc: int, reps: int, seed: int) -> dict:
         del store
         gc.collect()
         t0 = time.perf_counter()
-        store = ChunkStore(folder, "bench", DIM)
+        store = SqliteIndex(folder, "bench", DIM)
         reopen_again_s = time.perf_counter() - t0
         reconciled_again = store._unsaved
         reopened_again_kind = "ivf" if store.index.is_ivf else "flat"
@@ -351,7 +351,7 @@ def bench_store(total: int, per_doc: int, reps: int, seed: int) -> dict:
         gc.collect()
 
         t0 = time.perf_counter()
-        store = ChunkStore(folder, "bench", DIM)
+        store = SqliteIndex(folder, "bench", DIM)
         clean_reopen_s = time.perf_counter() - t0
         store.close()
         db_mb = sum(p.stat().st_size for p in folder.glob("chunks.sqlite*")) / 2**20
@@ -391,7 +391,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embeddings", type=Path, metavar="FILE.npy",
                         help="also measure recall on these saved embeddings (rows; 500 held out as queries)")
-    parser.add_argument("--no-store", action="store_true", help="skip the ChunkStore benchmark")
+    parser.add_argument("--no-store", action="store_true", help="skip the SqliteIndex benchmark")
     args = parser.parse_args()
     sizes = (100_000, 200_000) if args.quick else (100_000, 1_000_000)
     started = time.perf_counter()

@@ -64,9 +64,8 @@ def main() -> None:
         base = dict(home=Path(tmp) / "home", stack_port=free_port(), model_port=free_port(),
                     gguf=ensure_gguf(QWEN_0_5B, Path.home() / ".docstack" / "models"))
         shielded = DocStack(Settings(**base))
-        bare = DocStack(Settings(**base, safety=False))
-        bare.embedder = shielded.embedder
-        shielded.ingest([ROOT / "samples"], collection="samples")
+        bare = DocStack(Settings(**base, safety=False), embedder=shielded.embedder)
+        shielded.ingest([ROOT / "docstack" / "samples"], collection="samples")
         shielded.up(with_ui=False)
         try:
             shielded.shields.warm()

@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_index import SyntheticEmbeddings  # noqa: E402
 from docstack import Settings  # noqa: E402
-from docstack.ingest.chunker import Chunk  # noqa: E402
+from docstack.index.base import Chunk, Document  # noqa: E402
 from docstack.index.embedder import Embedder  # noqa: E402
-from docstack.index.sqlite.store import ChunkStore, Document  # noqa: E402
+from docstack.index.sqlite.store import SqliteIndex  # noqa: E402
 from docstack.rag.retrieve import MODES, Retriever  # noqa: E402
 
 VOCABULARY = 50_000
@@ -64,8 +64,8 @@ def vocabulary(rng: np.random.Generator) -> list[str]:
     return ["".join(letters[rng.integers(0, 26, rng.integers(3, 10))]) for _ in range(VOCABULARY)]
 
 
-def build(folder: Path, n: int, vocab: list[str], rng: np.random.Generator, dimension: int, model: str) -> ChunkStore:
-    store = ChunkStore(folder, model, dimension)
+def build(folder: Path, n: int, vocab: list[str], rng: np.random.Generator, dimension: int, model: str) -> SqliteIndex:
+    store = SqliteIndex(folder, model, dimension)
     vectors = SyntheticEmbeddings(rng).vectors(n)
     started = time.perf_counter()
     for j in range(n // CHUNKS_PER_DOC):
@@ -83,7 +83,7 @@ def build(folder: Path, n: int, vocab: list[str], rng: np.random.Generator, dime
     return store
 
 
-def measure(store: ChunkStore, embedder: Embedder, queries: list[str]) -> dict:
+def measure(store: SqliteIndex, embedder: Embedder, queries: list[str]) -> dict:
     retriever = Retriever(store, embedder)
     results = {}
     for mode in MODES:
