@@ -77,6 +77,47 @@ def test_a_second_writer_sees_the_first_writers_chunks(tmp_path):
     assert len(ChunkStore(tmp_path, "m", DIM)) == 5
 
 
+def text_of(store: ChunkStore, vector: np.ndarray) -> str:
+    [(best, _)] = store.search(vector, 1)
+    return store.get([best])[best].text
+
+
+def test_a_second_writer_catches_up_with_the_first_before_it_writes(tmp_path):
+    first = ChunkStore(tmp_path, "m", DIM)
+    second = ChunkStore(tmp_path, "m", DIM)  # loaded before the first writer wrote
+    a, b = doc("a.md", 3, 1), doc("b.md", 2, 2)
+    first.write([a])
+    second.write([b])
+    # The second writer's own view, not a fresh store's (which rebuilds from SQLite anyway).
+    assert len(second) == 5 and second.stats()["vectors"] == 5
+    assert second.verify() == []
+    assert text_of(second, a.vectors[1]) == "a.md chunk 1" and text_of(second, b.vectors[0]) == "b.md chunk 0"
+    second.flush()  # its index is saved at the newest generation: a reopened store trusts it as it is
+    assert [f.name for f in tmp_path.glob("index-*.faiss")] == [f"index-{second.generation}.faiss"]
+    reopened = ChunkStore(tmp_path, "m", DIM)
+    assert reopened.verify() == [] and len(reopened) == 5
+    assert text_of(reopened, a.vectors[2]) == "a.md chunk 2"
+    # and the first writer, now behind in turn, catches up with the second
+    c = doc("c.md", 1, 3)
+    first.write([c])
+    assert len(first) == 6 and first.verify() == [] and text_of(first, b.vectors[1]) == "b.md chunk 1"
+
+
+def test_a_second_writer_drops_what_the_first_removed_meanwhile(tmp_path):
+    ChunkStore(tmp_path, "m", DIM).write([doc("a.md", 3, 1)])
+    first = ChunkStore(tmp_path, "m", DIM)
+    second = ChunkStore(tmp_path, "m", DIM)
+    assert len(second) == 3
+    assert first.remove("/abs/a.md") == 3
+    b = doc("b.md", 2, 2)
+    second.write([b])
+    assert len(second) == 2 and second.verify() == []
+    assert {second.get([i])[i].source for i, _ in second.search(b.vectors[0], 5)} == {"b.md"}
+    second.flush()
+    reopened = ChunkStore(tmp_path, "m", DIM)
+    assert reopened.verify() == [] and len(reopened) == 2
+
+
 def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
     store = ChunkStore(tmp_path, "m", DIM)
     a, b = doc("a.md", 3, 1), doc("b.md", 4, 2)
