@@ -110,6 +110,22 @@ def test_pii_checksums():
                      ("email", "maria.keller@gmail.com"), ("ssn", "536-22-8145"), ("phone", "+1 415-555-0132")}
 
 
+def test_card_numbers_whose_doubled_digits_pass_nine_are_redacted(guard):
+    # Doubling 5, 8, 9... gives two digits: Luhn subtracts 9. 4111... never exercises that step.
+    assert luhn("5555555555554444") and luhn("4539148803436467") and luhn("378282246310005")
+    # invalid checksums; the first would pass a Luhn check without the "subtract 9" step
+    assert not luhn("5555555555554440") and not luhn("4539148803436468")
+    text = ("Cards on file: 5555 5555 5555 4444, 4539-1488-0343-6467 and 378282246310005. "
+            "The form also says 5555 5555 5555 4440 and 4539 1488 0343 6468, both mistyped.")
+    found = {(f.category, text[f.start:f.end]) for f in PIIShield().run(text, "output").findings}
+    assert found == {("credit_card", "5555 5555 5555 4444"), ("credit_card", "4539-1488-0343-6467"),
+                     ("credit_card", "378282246310005")}
+    verdict = guard.check(text, "output")
+    assert not verdict.blocked and verdict.redactions == 3
+    assert verdict.text == ("Cards on file: [card number removed], [card number removed] and [card number removed]. "
+                            "The form also says 5555 5555 5555 4440 and 4539 1488 0343 6468, both mistyped.")
+
+
 def test_secrets_but_not_placeholders():
     text = ("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\npassword = Sup3rS3cret!2024\napi_key = CHANGE_ME\n"
             "token: <your token here>\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
