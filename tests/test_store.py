@@ -134,6 +134,56 @@ def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
     assert "c.md chunk 1" in found and not any(t.startswith("a.md") for t in found)
 
 
+@pytest.mark.parametrize("change", ["removed", "added", "replaced", "unreadable", "truncated", "newest unreadable"])
+def test_a_saved_index_older_than_sqlite_is_reconciled(tmp_path, change):
+    """The FAISS file saved at generation G, SQLite at a later one: stale ids go, missing ones come,
+    and an unreadable file is skipped (an older readable one is used, else SQLite rebuilds it)."""
+    store = ChunkStore(tmp_path, "m", DIM)
+    a, b = doc("a.md", 3, 1), doc("b.md", 4, 2)
+    store.write([a, b])
+    store.flush()
+    [saved] = tmp_path.glob("index-*.faiss")
+    kept = saved.read_bytes()
+    expected = {"a.md": a, "b.md": b}
+    if change in ("removed", "unreadable", "truncated", "newest unreadable"):
+        store.remove("/abs/a.md")
+        del expected["a.md"]
+    if change in ("added", "unreadable", "truncated", "newest unreadable"):
+        expected["c.md"] = doc("c.md", 2, 3)
+        store.write([expected["c.md"]])
+    if change == "replaced":
+        expected["a.md"] = doc("a.md", 2, 9, sha="new")
+        store.write([expected["a.md"]])
+    assert store.generation > int(saved.stem.split("-")[1]) and list(tmp_path.glob("index-*.faiss")) == [saved]
+    if change == "newest unreadable":  # a newer save that is garbage, the older one still there
+        store.write([doc("d.md", 1, 4)])
+        store.remove("/abs/d.md")
+        store.flush()
+        [newest] = tmp_path.glob("index-*.faiss")
+        newest.write_bytes(b"not a faiss index")
+        saved.write_bytes(kept)
+    store.close()
+    if change == "unreadable":
+        saved.write_bytes(b"not a faiss index")
+    if change == "truncated":
+        saved.write_bytes(kept[: len(kept) // 2])
+
+    reopened = ChunkStore(tmp_path, "m", DIM)
+    assert reopened.verify() == []
+    ids = np.sort(reopened.filter_ids())
+    assert np.array_equal(np.sort(reopened.index.ids()), ids)
+    assert len(reopened) == len(ids) == sum(len(d.chunks) for d in expected.values())
+    for d in expected.values():
+        for i, vector in enumerate(d.vectors):
+            assert text_of(reopened, vector) == f"{d.source} chunk {i}"
+    if change == "removed":
+        assert not any(reopened.get([i])[i].source == "a.md" for i, _ in reopened.search(a.vectors[0], 10))
+    # the reconciled index is saved by the next flush, so the next open need not reconcile again
+    reopened.flush()
+    assert [f.name for f in tmp_path.glob("index-*.faiss")] == [f"index-{reopened.generation}.faiss"]
+    assert ChunkStore(tmp_path, "m", DIM).verify() == []
+
+
 def test_large_collections_switch_to_ivf_with_good_recall(tmp_path, monkeypatch):
     from docstack.ingest import vector_index
 
