@@ -1,7 +1,16 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
+from docstack.safety.classifier import EmbeddingClassifier
+from docstack.stack.client import StackClient
+from docstack.rag.prompt import ABSTAIN_TEXT
+
+from docstack import DocStack, Settings
+from tests.conftest import free_port
+from tests.fakes import FakeOpenAI
 from tests.pdfs import write_pdf
 
 
@@ -197,3 +206,57 @@ def test_a_large_file_reports_progress_while_it_is_embedded(docstack, tmp_path, 
     assert docstack.library.index().verify() == []
     [hit] = docstack.search("torque of bolt 17", k=1)
     assert "bolt 17" in hit.text and hit.page is not None
+
+
+class FakeStack(FakeOpenAI):
+    """What an ask reads from Llama Stack: its models and chat completions (OpenAI's protocol, as
+    the stack speaks it) and its shields (none registered). Every request is recorded."""
+
+    def handle(self, h, method, path, body):
+        if (method, path) == ("GET", "/v1/shields"):
+            h.send_json(200, {"data": []})
+        else:
+            super().handle(h, method, path, body)
+
+    def chats(self) -> list[dict]:
+        return [body for path, body in self.requests if path == "/v1/chat/completions"]
+
+
+@pytest.fixture
+def fake_stack():
+    fake = FakeStack()
+    fake.add("ollama/llama3.2:3b-docstack-8k")
+    fake.add("ollama/llama3.2:1b-docstack-8k")
+    yield fake
+    fake.close()
+
+
+def test_with_no_chunk_close_enough_the_model_is_never_asked(tmp_path, embedder, fake_stack):
+    settings = Settings(home=tmp_path / "home", profile="ollama", safety_names=False, stack_port=free_port(),
+                        model_port=free_port(), ui_port=free_port())
+    ds = DocStack(settings, embedder=embedder, client=StackClient(fake_stack.url, timeout=30))
+    # the input shield's classifier, trained once per machine (as tests/test_safety.py keeps it)
+    ds.shields.classifier = EmbeddingClassifier(embedder.embed, embedder.name, Path.home() / ".docstack" / "safety",
+                                                ds.shields.base_policy.thresholds["classifier"])
+    (tmp_path / "pumps.md").write_text("# Pumps\n\nThe Zephyr pump is serviced every 42 days by the plant crew.\n\n"
+                                       "The Boreas valve opens when the pressure passes nine bar.\n")
+    ds.ingest([tmp_path / "pumps.md"])
+    off_topic = "Which grape varieties grow best on volcanic soil?"
+    assert ds.search(off_topic) and all(h.score < settings.min_score for h in ds.search(off_topic))
+
+    answer = ds.ask(off_topic)
+    assert answer.abstained and answer.answer == ABSTAIN_TEXT and answer.citations == []
+    assert not answer.safety.blocked
+    stream = ds.stream(off_topic)
+    assert "".join(stream) == ABSTAIN_TEXT and stream.answer.abstained
+    assert fake_stack.chats() == [], "an abstention must not ask the model"
+
+    # The same stack answers a question the documents cover: the fake is really reachable.
+    answer = ds.ask("How often is the Zephyr pump serviced?")
+    assert not answer.abstained and "42 days" in answer.answer and answer.citations
+    [chat] = fake_stack.chats()
+    assert chat["model"] == answer.model == "ollama/llama3.2:3b-docstack-8k"
+    assert "The Zephyr pump is serviced every 42 days" in chat["messages"][0]["content"]
+    # and `--model` names the model that is asked
+    answer = ds.ask("When does the Boreas valve open?", model="llama3.2-1b")
+    assert fake_stack.chats()[-1]["model"] == answer.model == "ollama/llama3.2:1b-docstack-8k"

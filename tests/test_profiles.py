@@ -117,6 +117,25 @@ def test_the_users_model_goes_first_and_others_stay_as_fallbacks():
         router("ollama").run("q", [hit(1)], requested="gpt-9")
 
 
+def test_the_users_model_goes_first_even_where_another_window_holds_more():
+    specs = Catalogue.load().profile("ollama")
+    assert [s.id for s in specs] == ["llama3.2-3b", "llama3.2-1b"]  # catalogue order
+    small = specs[1].with_context(300)  # the 1B: a window that holds only one of the two passages
+    serving = Routing([specs[0], small], {specs[0].stack_id, small.stack_id}, 100)
+    hits = [hit(1), hit(2)]
+    assert [c.spec.id for c in serving.run("q", hits).choices] == ["llama3.2-3b", "llama3.2-1b"]
+    route = serving.run("q", hits, requested="llama3.2-1b")
+    assert [c.spec.id for c in route.choices] == ["llama3.2-1b", "llama3.2-3b"]
+    first = route.choices[0]
+    assert len(first.prompt.hits) == 1 and first.prompt.dropped == 1
+    assert route.notices == ["packed 1 of 2 passages: llama3.2-1b's window of 300 tokens holds no more"]
+    # named by its stack id too, and for a request without passages
+    by_stack_id = serving.run("q", hits, requested=small.stack_id)
+    assert by_stack_id.choices[0].spec.id == "llama3.2-1b"
+    router = Router([specs[0], small], {specs[0].stack_id, small.stack_id})
+    assert router.pick("llama3.2-1b").id == "llama3.2-1b" and router.pick().id == "llama3.2-3b"
+
+
 def test_images_go_only_to_vision_models():
     route = router("vllm").run("what is in this picture?", [hit(1)], image="data:image/png;base64,AAAA")
     assert all(c.spec.vision for c in route.choices)

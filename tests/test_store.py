@@ -77,6 +77,47 @@ def test_a_second_writer_sees_the_first_writers_chunks(tmp_path):
     assert len(SqliteIndex(tmp_path, "m", DIM)) == 5
 
 
+def text_of(store: SqliteIndex, vector: np.ndarray) -> str:
+    [(best, _)] = store.dense_search(vector, 1)
+    return store.fetch([best])[best].text
+
+
+def test_a_second_writer_catches_up_with_the_first_before_it_writes(tmp_path):
+    first = SqliteIndex(tmp_path, "m", DIM)
+    second = SqliteIndex(tmp_path, "m", DIM)  # loaded before the first writer wrote
+    a, b = doc("a.md", 3, 1), doc("b.md", 2, 2)
+    first.write([a])
+    second.write([b])
+    # The second writer's own view, not a fresh store's (which rebuilds from SQLite anyway).
+    assert len(second) == 5 and second.stats().vectors == 5
+    assert second.verify() == []
+    assert text_of(second, a.vectors[1]) == "a.md chunk 1" and text_of(second, b.vectors[0]) == "b.md chunk 0"
+    second.flush()  # its index is saved at the newest generation: a reopened store trusts it as it is
+    assert [f.name for f in tmp_path.glob("index-*.faiss")] == [f"index-{second.generation}.faiss"]
+    reopened = SqliteIndex(tmp_path, "m", DIM)
+    assert reopened.verify() == [] and len(reopened) == 5
+    assert text_of(reopened, a.vectors[2]) == "a.md chunk 2"
+    # and the first writer, now behind in turn, catches up with the second
+    c = doc("c.md", 1, 3)
+    first.write([c])
+    assert len(first) == 6 and first.verify() == [] and text_of(first, b.vectors[1]) == "b.md chunk 1"
+
+
+def test_a_second_writer_drops_what_the_first_removed_meanwhile(tmp_path):
+    SqliteIndex(tmp_path, "m", DIM).write([doc("a.md", 3, 1)])
+    first = SqliteIndex(tmp_path, "m", DIM)
+    second = SqliteIndex(tmp_path, "m", DIM)
+    assert len(second) == 3
+    assert first.remove("/abs/a.md") == 3
+    b = doc("b.md", 2, 2)
+    second.write([b])
+    assert len(second) == 2 and second.verify() == []
+    assert {second.fetch([i])[i].source for i, _ in second.dense_search(b.vectors[0], 5)} == {"b.md"}
+    second.flush()
+    reopened = SqliteIndex(tmp_path, "m", DIM)
+    assert reopened.verify() == [] and len(reopened) == 2
+
+
 def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
     store = SqliteIndex(tmp_path, "m", DIM)
     a, b = doc("a.md", 3, 1), doc("b.md", 4, 2)
@@ -91,6 +132,56 @@ def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):
     assert len(reopened) == 6
     found = {reopened.fetch([i])[i].text for i, _ in reopened.dense_search(c.vectors[1], 6)}
     assert "c.md chunk 1" in found and not any(t.startswith("a.md") for t in found)
+
+
+@pytest.mark.parametrize("change", ["removed", "added", "replaced", "unreadable", "truncated", "newest unreadable"])
+def test_a_saved_index_older_than_sqlite_is_reconciled(tmp_path, change):
+    """The FAISS file saved at generation G, SQLite at a later one: stale ids go, missing ones come,
+    and an unreadable file is skipped (an older readable one is used, else SQLite rebuilds it)."""
+    store = SqliteIndex(tmp_path, "m", DIM)
+    a, b = doc("a.md", 3, 1), doc("b.md", 4, 2)
+    store.write([a, b])
+    store.flush()
+    [saved] = tmp_path.glob("index-*.faiss")
+    kept = saved.read_bytes()
+    expected = {"a.md": a, "b.md": b}
+    if change in ("removed", "unreadable", "truncated", "newest unreadable"):
+        store.remove("/abs/a.md")
+        del expected["a.md"]
+    if change in ("added", "unreadable", "truncated", "newest unreadable"):
+        expected["c.md"] = doc("c.md", 2, 3)
+        store.write([expected["c.md"]])
+    if change == "replaced":
+        expected["a.md"] = doc("a.md", 2, 9, sha="new")
+        store.write([expected["a.md"]])
+    assert store.generation > int(saved.stem.split("-")[1]) and list(tmp_path.glob("index-*.faiss")) == [saved]
+    if change == "newest unreadable":  # a newer save that is garbage, the older one still there
+        store.write([doc("d.md", 1, 4)])
+        store.remove("/abs/d.md")
+        store.flush()
+        [newest] = tmp_path.glob("index-*.faiss")
+        newest.write_bytes(b"not a faiss index")
+        saved.write_bytes(kept)
+    store.close()
+    if change == "unreadable":
+        saved.write_bytes(b"not a faiss index")
+    if change == "truncated":
+        saved.write_bytes(kept[: len(kept) // 2])
+
+    reopened = SqliteIndex(tmp_path, "m", DIM)
+    assert reopened.verify() == []
+    ids = np.sort(np.array([r[0] for r in reopened.db.execute("SELECT id FROM chunks")]))
+    assert np.array_equal(np.sort(reopened.index.ids()), ids)
+    assert len(reopened) == len(ids) == sum(len(d.chunks) for d in expected.values())
+    for d in expected.values():
+        for i, vector in enumerate(d.vectors):
+            assert text_of(reopened, vector) == f"{d.source} chunk {i}"
+    if change == "removed":
+        assert not any(reopened.fetch([i])[i].source == "a.md" for i, _ in reopened.dense_search(a.vectors[0], 10))
+    # the reconciled index is saved by the next flush, so the next open need not reconcile again
+    reopened.flush()
+    assert [f.name for f in tmp_path.glob("index-*.faiss")] == [f"index-{reopened.generation}.faiss"]
+    assert SqliteIndex(tmp_path, "m", DIM).verify() == []
 
 
 def test_large_collections_switch_to_ivf_with_good_recall(tmp_path, monkeypatch):
