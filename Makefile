@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS ?= $(if $(filter amx_tile,$(CPU_FLAGS)),-DGGML_NATIVE=OFF \
 	$(if $(filter avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) $(if $(filter avx512_bf16,$(CPU_FLAGS)),-DGGML_AVX512_BF16=ON) \
 	$(if $(filter avx_vnni,$(CPU_FLAGS)),-DGGML_AVX_VNNI=ON))
 
-.PHONY: install demo test bench down clean chromium
+.PHONY: install demo test bench down clean chromium mutation
 
 install: $(VENV)/.installed chromium
 
@@ -36,6 +36,33 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# Mutation testing, not part of `make test` (minutes per module on 2 cores). mutmut names mutants by
+# file path, so each module in MUTATE runs on its own copy of the tree under build/mutation/, laid out
+# as installed (docstack/ingest/store.py, ...), for at most MUTATION_TIMEOUT seconds; settings are in
+# pyproject.toml's [tool.mutmut]. The mutants that survived are listed at the end; to see one:
+# `cd build/mutation/ingest-store && ../../../.venv/bin/mutmut show NAME`. OMP_NUM_THREADS=1:
+# FAISS's OpenMP threads hang in mutmut's forked test processes (every such mutant timed out).
+MUTATE ?= ingest/store.py safety/pii.py stack/router.py stack/rag.py ingest/chunker.py
+MUTATION_TIMEOUT ?= 1200
+MUTATION_JOBS ?= 2
+
+mutation: install
+	@for module in $(MUTATE); do \
+		name=$$(echo $$module | sed 's|/|-|g; s|\.py$$||'); dir=build/mutation/$$name; \
+		rm -rf $$dir && mkdir -p $$dir && \
+		cp -r docstack tests eval samples pyproject.toml docker-compose.yml docker-compose.gpu.yml Dockerfile $$dir/ && \
+		for pkg in ingest stack safety ui eval; do cp -r $$pkg $$dir/docstack/$$pkg; done && \
+		find $$dir -name __pycache__ -prune -exec rm -rf {} + && \
+		sed -i "s|^\[tool.mutmut\]\$$|&\nonly_mutate = [\"docstack/$$module\"]|" $$dir/pyproject.toml || exit 1; \
+		echo "== mutmut on $$module, at most $(MUTATION_TIMEOUT) s (log: $$dir/run.log)"; \
+		start=$$(date +%s); \
+		(cd $$dir && OMP_NUM_THREADS=1 timeout $(MUTATION_TIMEOUT) $(CURDIR)/$(BIN)/mutmut run \
+			--max-children $(MUTATION_JOBS) > run.log 2>&1) || echo "   stopped (time limit or error): see run.log"; \
+		(cd $$dir && $(CURDIR)/$(BIN)/mutmut results --all true > results.txt 2>&1); \
+		echo "   $$(( $$(date +%s) - start )) s; $$(grep -o '[a-z ]*$$' $$dir/results.txt | sort | uniq -c | tr -s ' ' | paste -sd,)"; \
+		grep -E ': (survived|no tests|timeout|suspicious)$$' $$dir/results.txt | sed 's/^ */   /'; \
+	done
 
 BENCH_PDFS := /usr/share/doc/texlive-doc/latex/base/source2e.pdf /usr/share/doc/texlive-doc/generic/pgf/pgfmanual.pdf
 

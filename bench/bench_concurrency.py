@@ -9,7 +9,8 @@ side by side in one run.
 For each set-up: single-user latency (sequential asks through the Python API: first token and
 total), then N `docstack ask --json` processes started at once beside 6 `docstack search` and a
 `docstack ingest` into another collection: each ask's exit code, whether it got an answer, its
-wait for a turn and its total time.
+wait for a turn and its total time. A single user's request reaches the same server either way;
+what the fix adds to it is taking a turn in the queue, timed on its own at the end (uncontended).
 
     .venv/bin/python bench/bench_concurrency.py [--asks 8] [--sequential 5]
 """
@@ -28,6 +29,7 @@ from pathlib import Path
 
 from docstack import DocStack, Settings
 from docstack.stack import profiles
+from docstack.stack.model_queue import ModelQueue
 from docstack.stack.models import QWEN_0_5B, ensure_gguf
 
 DOCS = {
@@ -69,13 +71,15 @@ def start(home: Path, gguf: Path, before: bool) -> DocStack:
 
 
 def sequential(ds: DocStack, questions: list[str]) -> dict:
-    firsts, totals = [], []
+    ds.ask("What is the canteen's soup on Fridays?", collection="office")  # warm up: shields, tokenizer
+    firsts, totals, answers = [], [], []
     for question in questions:
         answer = ds.ask(question, collection="office")
         firsts.append(answer.first_token_seconds or answer.seconds)
         totals.append(answer.seconds)
+        answers.append(("(abstained) " if answer.abstained else "") + answer.answer[:50])
     return {"first_token_p50": round(statistics.median(firsts), 2), "total_p50": round(statistics.median(totals), 2),
-            "totals": [round(t, 2) for t in totals]}
+            "totals": [round(t, 2) for t in totals], "answers": answers}
 
 
 def concurrent(ds: DocStack, questions: list[str], env: dict[str, str], other: Path) -> dict:
@@ -102,6 +106,16 @@ def concurrent(ds: DocStack, questions: list[str], env: dict[str, str], other: P
     others = [p.wait(timeout=1800) for p in [*searches, ingest]]
     return {"answered": sum(r["answered"] for r in rows), "asks": len(rows), "searches_and_ingest_ok": others.count(0),
             "wall_all": round(time.perf_counter() - started, 1), "rows": rows}
+
+
+def turn_overhead(folder: Path, turns: int = 2000) -> float:
+    """Microseconds one uncontended turn in the queue costs (ticket file, lock, rename, unlink)."""
+    queue = ModelQueue(folder, slots=1)
+    started = time.perf_counter()
+    for _ in range(turns):
+        with queue.turn():
+            pass
+    return round((time.perf_counter() - started) / turns * 1e6, 1)
 
 
 def main() -> None:
@@ -132,6 +146,7 @@ def main() -> None:
                     print("   ", json.dumps(row), flush=True)
             finally:
                 ds.down()
+        print(json.dumps({"queue_turn_us": turn_overhead(root / "queue-bench")}), flush=True)
 
 
 if __name__ == "__main__":

@@ -136,6 +136,13 @@ def test_the_users_model_goes_first_even_where_another_window_holds_more():
     assert router.pick("llama3.2-1b").id == "llama3.2-1b" and router.pick().id == "llama3.2-3b"
 
 
+def test_the_router_packs_flagged_passages_as_quoted_data():
+    route = router("ollama").run("q", [hit(1, 5), hit(2, 5)], quoted={2})
+    for choice in route.choices:
+        system = choice.prompt.messages[0]["content"]
+        assert "[1] word" in system and "[2] (quoted text that contains instructions" in system
+
+
 def test_images_go_only_to_vision_models():
     route = router("vllm").run("what is in this picture?", [hit(1)], image="data:image/png;base64,AAAA")
     assert all(c.spec.vision for c in route.choices)

@@ -126,6 +126,15 @@ def test_card_numbers_whose_doubled_digits_pass_nine_are_redacted(guard):
                             "The form also says 5555 5555 5555 4440 and 4539 1488 0343 6468, both mistyped.")
 
 
+def test_each_kind_of_personal_data_gets_its_own_marker(guard):
+    text = ("Pay DE89 3704 0044 0532 0130 00, SSN 536-22-8145, call +1 415-555-0132, "
+            "visit 1742 Evergreen Terrace or write to jo.smith@gmail.com.")
+    verdict = guard.check(text, "output")
+    assert verdict.text == ("Pay [IBAN removed], SSN [id number removed], call [phone removed], "
+                            "visit [address removed] or write to [email removed].")
+    assert not verdict.blocked and verdict.redactions == 5
+
+
 def test_secrets_but_not_placeholders():
     text = ("AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\npassword = Sup3rS3cret!2024\napi_key = CHANGE_ME\n"
             "token: <your token here>\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
