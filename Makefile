@@ -43,7 +43,7 @@ test: install
 # pyproject.toml's [tool.mutmut]. The mutants that survived are listed at the end; to see one:
 # `cd build/mutation/ingest-store && ../../../.venv/bin/mutmut show NAME`. OMP_NUM_THREADS=1:
 # FAISS's OpenMP threads hang in mutmut's forked test processes (every such mutant timed out).
-MUTATE ?= ingest/store.py safety/pii.py stack/router.py stack/rag.py ingest/chunker.py
+MUTATE ?= index/sqlite/store.py safety/pii.py stack/router.py rag/pipeline.py rag/cite.py ingest/chunker.py docstack/text.py
 MUTATION_TIMEOUT ?= 1200
 MUTATION_JOBS ?= 2
 
@@ -51,10 +51,11 @@ mutation: install
 	@for module in $(MUTATE); do \
 		name=$$(echo $$module | sed 's|/|-|g; s|\.py$$||'); dir=build/mutation/$$name; \
 		rm -rf $$dir && mkdir -p $$dir && \
-		cp -r docstack tests eval samples pyproject.toml docker-compose.yml docker-compose.gpu.yml Dockerfile $$dir/ && \
-		for pkg in ingest stack safety ui eval; do cp -r $$pkg $$dir/docstack/$$pkg; done && \
+		cp -r docstack tests eval pyproject.toml docker-compose.yml docker-compose.gpu.yml Dockerfile $$dir/ && \
+		for pkg in index ingest rag stack safety ui eval; do cp -r $$pkg $$dir/docstack/$$pkg; done && \
 		find $$dir -name __pycache__ -prune -exec rm -rf {} + && \
-		sed -i "s|^\[tool.mutmut\]\$$|&\nonly_mutate = [\"docstack/$$module\"]|" $$dir/pyproject.toml || exit 1; \
+		target=$$(case $$module in docstack/*) echo $$module;; *) echo docstack/$$module;; esac) && \
+		sed -i "s|^\[tool.mutmut\]\$$|&\nonly_mutate = [\"$$target\"]|" $$dir/pyproject.toml || exit 1; \
 		echo "== mutmut on $$module, at most $(MUTATION_TIMEOUT) s (log: $$dir/run.log)"; \
 		start=$$(date +%s); \
 		(cd $$dir && OMP_NUM_THREADS=1 timeout $(MUTATION_TIMEOUT) $(CURDIR)/$(BIN)/mutmut run \

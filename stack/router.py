@@ -51,9 +51,9 @@ class Router:
         choices = [Choice(spec, pack(spec)) for spec in candidates]
         pinned = choices[:1] if requested else []
         rest = [c for c in choices if c not in pinned]
-        # Stable sorts keep catalogue order within each group.
+        # Those that hold the most passages first (all of them, where any window holds them all); a
+        # stable sort keeps catalogue order among equals.
         rest.sort(key=lambda c: -len(c.prompt.hits))
-        rest.sort(key=lambda c: c.prompt.dropped > 0)
         route = Route(pinned + rest)
         first = route.choices[0]
         if first.prompt.dropped:

@@ -82,8 +82,10 @@ class Routing:
     def __init__(self, specs, available, answer_tokens: int = 100):
         self.pack = Pack(lambda: Router(specs, available), words_counter, answer_tokens)
 
-    def run(self, question: str, hits, requested: str | None = None, image: str | None = None) -> Route:
-        return self.pack.run(Question(question, model=requested, image=image), Screened(hits=list(hits)))
+    def run(self, question: str, hits, requested: str | None = None, image: str | None = None,
+            quoted: set[int] | None = None) -> Route:
+        return self.pack.run(Question(question, model=requested, image=image),
+                             Screened(hits=list(hits), quoted=quoted or set()))
 
 
 def router(profile: str, available: set[str] | None = None, answer_tokens: int = 100) -> Routing:

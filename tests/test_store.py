@@ -120,7 +120,7 @@ def test_a_second_writer_drops_what_the_first_removed_meanwhile(tmp_path):
 
 def test_verify_names_each_inconsistency(tmp_path):
     """verify() is what the crash and concurrency tests rely on: it must see each kind of damage."""
-    store = ChunkStore(tmp_path, "m", DIM)
+    store = SqliteIndex(tmp_path, "m", DIM)
     store.write([doc("a.md", 3, 1), doc("b.md", 2, 2)])
     assert store.verify() == []
     ids = store.index.ids()
@@ -128,12 +128,15 @@ def test_verify_names_each_inconsistency(tmp_path):
     assert store.verify() == ["0 vectors without a chunk, 1 chunks without a vector"]
     store.index.add(np.array([999], dtype=np.int64), np.ones((1, DIM), dtype=np.float32))
     assert store.verify() == ["1 vectors without a chunk, 1 chunks without a vector"]
-    store = ChunkStore(tmp_path, "m", DIM)  # reopened: rebuilt from SQLite
+    store = SqliteIndex(tmp_path, "m", DIM)  # reopened: rebuilt from SQLite
     assert store.verify() == []
     store.db.execute("UPDATE documents SET chunks = 7 WHERE path = '/abs/b.md'")
     assert store.verify() == ["/abs/b.md: 7 chunks recorded, 2 stored"]
-    # (A keyword-index row gone missing is not seen: count(*) on the external-content FTS5 table
-    # counts the chunks table's rows, not the indexed ones.)
+    store.db.execute("UPDATE documents SET chunks = 2 WHERE path = '/abs/b.md'")
+    [(gone, text, section)] = store.db.execute("SELECT id, text, section FROM chunks LIMIT 1").fetchall()
+    store.db.execute("INSERT INTO chunks_fts(chunks_fts, rowid, text, section) VALUES ('delete', ?, ?, ?)",
+                     (gone, text, section))  # a keyword-index row gone missing
+    assert store.verify() == ["keyword index has 4 rows for 5 chunks"]
 
 
 def test_stale_faiss_cache_is_reconciled_with_sqlite(tmp_path):

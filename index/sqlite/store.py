@@ -251,7 +251,9 @@ class SqliteIndex:
         if stored != indexed:
             problems.append(f"{len(indexed - stored)} vectors without a chunk, {len(stored - indexed)} chunks "
                             f"without a vector")
-        (fts,) = self.db.execute("SELECT count(*) FROM chunks_fts").fetchone()
+        # The FTS5 table reads its content from `chunks`, so count(*) on it counts chunks; the rows
+        # really indexed are those of its docsize shadow table.
+        (fts,) = self.db.execute("SELECT count(*) FROM chunks_fts_docsize").fetchone()
         if fts != len(stored):
             problems.append(f"keyword index has {fts} rows for {len(stored)} chunks")
         for path, recorded, actual in self.db.execute(
