@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCSTACK_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default_factory=_default_home, description="data directory: indexes, models, logs, pids")
+    # Models docstack assembles or makes on first use: the embedded GGUF, the static embedding
+    # model, the injection classifier's weights. Several homes may share one folder.
+    models_dir: Path = Field(default=None, description="where models are kept (default: $DOCSTACK_HOME/models)",
+                             validate_default=False)
     collection: str = "default"
     # Where collections live: sqlite:///path (default: $DOCSTACK_HOME/collections).
     index_url: str | None = None
@@ -91,6 +95,12 @@ class Settings(BaseSettings):
     cloud_url: str = "https://api.together.xyz/v1"
     cloud_key_env: str = "TOGETHER_API_KEY"
 
+    @model_validator(mode="after")
+    def _under_home(self) -> Settings:
+        if self.models_dir is None:
+            self.models_dir = self.home / "models"
+        return self
+
     def cloud_api_key(self) -> str | None:
         """Read from the environment on use and never stored, so it cannot reach a file or a log."""
         return os.environ.get(self.cloud_key_env) or None
@@ -139,9 +149,6 @@ class Settings(BaseSettings):
     def log_dir(self) -> Path:
         return self.home / "logs"
 
-    @property
-    def models_dir(self) -> Path:
-        return self.home / "models"
 
 
 def get_settings(**overrides) -> Settings:

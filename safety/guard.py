@@ -87,7 +87,7 @@ class Shields:
             return None
         from docstack.safety.classifier import EmbeddingClassifier
 
-        return EmbeddingClassifier(self.embedder.embed, self.embedder.name, self.settings.home / "safety",
+        return EmbeddingClassifier(self.embedder.embed, self.embedder.name, self.settings.models_dir / "safety",
                                    self.base_policy.thresholds.get("classifier", 0.85))
 
     @cached_property

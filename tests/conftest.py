@@ -12,6 +12,9 @@ from docstack import DocStack, Settings
 from docstack.index.embedder import Embedder
 
 ROOT = Path(__file__).resolve().parent.parent
+# Models made once per machine and shared by every test's home: the embedded GGUF (assembled from
+# its packages) and the injection classifier's weights (trained on first use).
+SHARED_MODELS = Path.home() / ".docstack" / "models"
 
 
 def free_port() -> int:
@@ -22,7 +25,8 @@ def free_port() -> int:
 
 def run_cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
     """`docstack ARGS` in its own process, with its own data folder, a free stack port and `env`."""
-    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_STACK_PORT": str(free_port()), **env}
+    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_MODELS_DIR": str(SHARED_MODELS),
+           "DOCSTACK_STACK_PORT": str(free_port()), **env}
     return subprocess.run([sys.executable, "-m", "docstack.cli", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -34,7 +38,8 @@ def embedder() -> Embedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(home=tmp_path / "home", stack_port=free_port(), model_port=free_port(), ui_port=free_port())
+    return Settings(home=tmp_path / "home", models_dir=SHARED_MODELS, stack_port=free_port(), model_port=free_port(),
+                    ui_port=free_port())
 
 
 @pytest.fixture

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from docstack.safety.classifier import EmbeddingClassifier
 from docstack.stack.client import StackClient
 from docstack.rag.prompt import ABSTAIN_TEXT
 
 from docstack import DocStack, Settings
-from tests.conftest import free_port
+from tests.conftest import SHARED_MODELS, free_port
 from tests.fakes import FakeOpenAI
 from tests.pdfs import write_pdf
 
@@ -232,12 +230,10 @@ def fake_stack():
 
 
 def test_with_no_chunk_close_enough_the_model_is_never_asked(tmp_path, embedder, fake_stack):
-    settings = Settings(home=tmp_path / "home", profile="ollama", safety_names=False, stack_port=free_port(),
-                        model_port=free_port(), ui_port=free_port())
+    settings = Settings(home=tmp_path / "home", models_dir=SHARED_MODELS, profile="ollama", safety_names=False,
+                        stack_port=free_port(), model_port=free_port(), ui_port=free_port())
     ds = DocStack(settings, embedder=embedder, client=StackClient(fake_stack.url, timeout=30))
     # the input shield's classifier, trained once per machine (as tests/test_safety.py keeps it)
-    ds.shields.classifier = EmbeddingClassifier(embedder.embed, embedder.name, Path.home() / ".docstack" / "safety",
-                                                ds.shields.base_policy.thresholds["classifier"])
     (tmp_path / "pumps.md").write_text("# Pumps\n\nThe Zephyr pump is serviced every 42 days by the plant crew.\n\n"
                                        "The Boreas valve opens when the pressure passes nine bar.\n")
     ds.ingest([tmp_path / "pumps.md"])

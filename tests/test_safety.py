@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from docstack.eval import safety as safety_eval
 from docstack.index.sqlite.store import SqliteIndex
-from docstack.safety.classifier import EmbeddingClassifier
 from docstack.safety.context import ContextShield
 from docstack.safety.guard import Shields
 from docstack.safety.pii import PIIShield, SecretShield, iban_valid, luhn
@@ -22,19 +21,15 @@ from docstack.rag.prompt import ABSTAIN_TEXT, SYSTEM_PROMPT
 
 from docstack import DocStack, Settings
 from docstack.console import DocstackError
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, SHARED_MODELS, run_cli
 
 REDTEAM = ROOT / "eval" / "redteam" / "redteam.jsonl"
 
 
 @pytest.fixture(scope="module")
 def shields(tmp_path_factory, embedder) -> Shields:
-    settings = Settings(home=tmp_path_factory.mktemp("safety-home"), safety_names=False)
-    shields = Shields(settings, SYSTEM_PROMPT, [ABSTAIN_TEXT], embedder=embedder)
-    # Train the classifier once per machine, not per run (keyed by the training set and the model).
-    shields.classifier = EmbeddingClassifier(embedder.embed, embedder.name, Path.home() / ".docstack" / "safety",
-                                             shields.base_policy.thresholds["classifier"])
-    return shields
+    settings = Settings(home=tmp_path_factory.mktemp("safety-home"), models_dir=SHARED_MODELS, safety_names=False)
+    return Shields(settings, SYSTEM_PROMPT, [ABSTAIN_TEXT], embedder=embedder)
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ def test_documents_page_lists_deletes_and_creates(app_env, tmp_path):
 
 
 def test_status_page_without_a_stack_says_why_no_model_answers(app_env):
-    app_env.ingest([ROOT / "samples" / "faq.md"], collection="samples")
+    app_env.ingest([ROOT / "docstack" / "samples" / "faq.md"], collection="samples")
     page = _app()
     page.run()
     page.switch_page("status_page.py").run()
