@@ -65,8 +65,8 @@ def start(home: Path, gguf: Path, before: bool) -> DocStack:
         model = profiles.services(settings, with_ui=False)[0]
         at = model.command.index("--interrupt_requests")
         del model.command[at:at + 2]
-        ds.services.stop("model")
-        ds.services.start(model)
+        ds.operations.services.stop("model")
+        ds.operations.services.start(model)
     return ds
 
 
