@@ -36,19 +36,7 @@ def test_kill_9_during_ingest_leaves_a_consistent_collection(tmp_path, embedder)
     kills = 0
     progress: list[int] = []
     for attempt in range(4):
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        # Wait until it commits a write, then kill it at a random moment of the writing.
-        start = generation(collection)
-        deadline = time.monotonic() + 120
-        while generation(collection) == start and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.wait()
-        kill_leftovers(proc)
+        kills += kill_while_writing(command, env, collection, rng.uniform(0.0, 1.5))
         store = SqliteIndex(collection, embedder.name, embedder.dimension)
         assert store.verify() == [], f"after kill {attempt}"
         progress.append(store.stats().chunks)
@@ -93,18 +81,8 @@ def test_kill_9_after_the_faiss_index_was_saved_leaves_a_consistent_collection(t
     rng = random.Random(99)
     reconciled = []
     for attempt in range(2):
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        start = generation(collection)
-        deadline = time.monotonic() + 120
-        while generation(collection) == start and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.8))
-        if proc.poll() is not None:
+        if not kill_while_writing(command, env, collection, rng.uniform(0.0, 0.8)):
             break  # it finished: its own save made the index current
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kill_leftovers(proc)
         assert list(collection.glob("index-*.faiss")) == [saved], "the killed ingest saved no newer index"
         cached, cached_generation = VectorIndex.load(collection, embedder.dimension)
         stored = stored_ids(collection)
@@ -143,6 +121,24 @@ def test_kill_9_after_the_faiss_index_was_saved_leaves_a_consistent_collection(t
 def note(i: int, thing: str, part: str) -> str:
     return f"# Note {i}\n\n" + "\n\n".join(f"Paragraph {j} of note {i} about the {thing} {i * 7 + j} and its {part}. "
                                             * 6 for j in range(10))
+
+
+def kill_while_writing(command: list[str], env: dict, collection, delay: float) -> bool:
+    """Run an ingest, wait until it commits a write, and kill -9 it `delay` seconds into the
+    writing; False if it finished first."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    start = generation(collection)
+    deadline = time.monotonic() + 120
+    while generation(collection) == start and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    time.sleep(delay)
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kill_leftovers(proc)
+    return killed
 
 
 def kill_leftovers(proc: subprocess.Popen) -> None:
