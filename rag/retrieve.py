@@ -53,12 +53,11 @@ class Retrieved:
     hits: list[Hit]
     chunks: dict[int, StoredChunk]
 
-    def vectors(self, hits: Sequence[Hit] | None = None) -> np.ndarray:
-        """The embeddings of `hits` (default: all), in their order."""
-        chosen = self.hits if hits is None else hits
-        if not chosen:
+    def vectors(self, hits: Sequence[Hit]) -> np.ndarray:
+        """The embeddings of `hits` (some of this retrieval's), in their order."""
+        if not hits:
             return np.zeros((0, 0), dtype=np.float32)
-        return np.vstack([self.chunks[h.chunk_id].vector for h in chosen])
+        return np.vstack([self.chunks[h.chunk_id].vector for h in hits])
 
     def verdicts(self) -> dict[int, str | None]:
         return {h.chunk_id: self.chunks[h.chunk_id].safety for h in self.hits}

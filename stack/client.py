@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from functools import cached_property
 
 from docstack.console import DocstackError
 
@@ -17,17 +18,21 @@ class ModelFailed(DocstackError):
 
 class StackClient:
     def __init__(self, base_url: str, timeout: float = 300.0):
+        self.base_url = base_url
+        self.timeout = timeout
+
+    @cached_property
+    def _client(self):
+        # Made on first use: importing llama_stack_client costs about 0.3 s, which commands that
+        # never talk to the stack (ingest, search) should not pay.
         from llama_stack_client import LlamaStackClient
 
-        self.base_url = base_url
-        self._connect = lambda: LlamaStackClient(base_url=base_url, timeout=timeout, max_retries=0)
-        self._client = self._connect()
+        return LlamaStackClient(base_url=self.base_url, timeout=self.timeout, max_retries=0)
 
     def _reset(self) -> None:
         """Drop pooled connections: Llama Stack 0.7.3 closes its side after a failed stream, and the
         next request on the pooled connection would fail as if the stack were down."""
-        self._client.close()
-        self._client = self._connect()
+        self.__dict__.pop("_client").close()
 
     def _unreachable(self, exc: Exception) -> DocstackError:
         return DocstackError(f"no Llama Stack server answers at {self.base_url}; start one with `docstack up`")

@@ -32,9 +32,6 @@ class Services:
     profile: str
     states: dict[str, ServiceState]
 
-    def to_json(self) -> dict:
-        return {name: state.to_json() for name, state in self.states.items()}
-
 
 class Operations:
     def __init__(self, settings: Settings, served: ServedModels):
