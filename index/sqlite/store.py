@@ -193,27 +193,24 @@ class SqliteIndex:
         return np.fromiter((r[0] for r in self.db.execute(sql, args)), dtype=np.int64)
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
-        found: dict[int, StoredChunk] = {}
-        ids = [int(i) for i in ids]
-        for start in range(0, len(ids), 900):  # SQLite's bound-parameter limit
-            part = ids[start : start + 900]
-            marks = ",".join("?" * len(part))
-            for row in self.db.execute("SELECT id, path, source, page, section, start, end, text, vector, safety "
-                                       f"FROM chunks WHERE id IN ({marks})", part):
-                found[row[0]] = StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
-        return found
+        return {row[0]: StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
+                for row in self._rows("id, path, source, page, section, start, end, text, vector, safety", ids)}
 
     def _vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
+        if len(ids) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        rows = dict(self._rows("id, vector", ids))
+        return np.vstack([np.frombuffer(rows[int(i)], dtype=np.float32) for i in ids])
+
+    def _rows(self, columns: str, ids: Sequence[int]) -> Iterator[tuple]:
+        """`columns` of the chunks with these ids (those that exist), read 900 ids at a time:
+        SQLite's bound-parameter limit."""
         ids = [int(i) for i in ids]
-        rows: dict[int, bytes] = {}
         for start in range(0, len(ids), 900):
             part = ids[start : start + 900]
             marks = ",".join("?" * len(part))
-            rows.update(self.db.execute(f"SELECT id, vector FROM chunks WHERE id IN ({marks})", part))
-        if not ids:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.vstack([np.frombuffer(rows[i], dtype=np.float32) for i in ids])
+            yield from self.db.execute(f"SELECT {columns} FROM chunks WHERE id IN ({marks})", part)
 
     def document(self, path: str) -> DocumentRecord | None:
         row = self.db.execute(f"SELECT {_DOCUMENT_COLUMNS} FROM documents WHERE path = ?", (path,)).fetchone()
