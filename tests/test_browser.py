@@ -166,7 +166,11 @@ def test_follow_up_is_rewritten_and_cites_the_right_document(page, ui, plant):
     ask(page, "How often must the Zephyr-9 pump be serviced?")
     message, _ = ask(page, "Who services it?")
     page.get_by_text("Searched as (follow-up rewritten)").last.click()
-    rewritten = message.locator('[data-testid="stExpanderDetails"]').inner_text()
+    details = message.locator('[data-testid="stExpanderDetails"]')
+    # The expander opens with an animation; its text reads empty until then (a CI run saw '').
+    with contextlib.suppress(playwright_timeout()):
+        details.filter(has_text=re.compile(r"\S")).first.wait_for(timeout=10_000)
+    rewritten = details.inner_text()
     assert re.search(r"pump|Zephyr", rewritten, re.I), rewritten
     shot(page, "chat-follow-up")
     answer = message.locator('[data-testid="stMarkdown"]').first.inner_text()
