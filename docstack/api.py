@@ -154,6 +154,16 @@ class DocStack:
             raise DocstackError("safety shields are off (DOCSTACK_SAFETY=false)")
         return self.shields.guard(collection or self.settings.collection).check(text, stage)
 
+    def train_shield(self, out: Path | None = None, limit: int | None = None,
+                     on_progress: Callable[[str], None] | None = None) -> dict:
+        """Rebuild the learned input shield from the labelled corpora (safety/train.py); returns
+        its provenance. By default it goes to the models folder, where DOCSTACK_SAFETY_MODEL can
+        point at it; the shipped model stays as it is."""
+        from docstack.safety import train
+
+        out = out or self.settings.models_dir / "safety" / "injection-model.npz"
+        return train.train(out, limit, self.embedder, on_progress)
+
     def safety_status(self) -> SafetyStatus:
         return self.shields.status() if self.shields else SafetyStatus(enabled=False)
 

@@ -344,6 +344,31 @@ def safety_check(
         console.print(f"[green]allowed[/green] at {stage}")
 
 
+@safety_app.command("train")
+def safety_train(
+    out: Annotated[Path | None, typer.Option("--out", dir_okay=False,
+                                             help="model file (default: $DOCSTACK_MODELS_DIR/safety/injection-model.npz)")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=10, help="a seeded sample of this many texts per set")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Rebuild the learned input shield from the labelled corpora, deterministically; its
+    provenance (data, splits, seed, threshold, metrics) goes beside it as JSON."""
+    ds = _docstack()
+    out = out or ds.settings.models_dir / "safety" / "injection-model.npz"
+    record = ds.train_shield(out, limit, None if as_json else lambda m: err_console.print(m))
+    if as_json:
+        _print_json(record)
+        return
+    table = Table(title=f"{record['model']}: threshold {record['threshold']:.3f}, chosen on the validation splits")
+    for column in ("set", "attacks", "benign", "blocked", "false refusals"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for name, row in record["measured"].items():
+        table.add_row(name, str(row["attacks"]), str(row["benign"]),
+                      *(f"{row[k]:.1%}" if row[k] is not None else "" for k in ("blocked", "false_refusals")))
+    console.print(table)
+    console.print(f"written: {out} (DOCSTACK_SAFETY_MODEL={out} makes the shields use it)")
+
+
 eval_app = typer.Typer(no_args_is_help=True, help="Measure retrieval and answer quality on a dataset.")
 app.add_typer(eval_app, name="eval")
 Dataset = Annotated[Path, typer.Option("--dataset", exists=True, file_okay=False, help="dataset folder")]
@@ -415,8 +440,8 @@ def eval_answers(
 
 @eval_app.command("safety")
 def eval_safety(
-    dataset: Annotated[Path | None, typer.Option("--dataset", exists=True, dir_okay=False,
-                                                 help="red-team JSONL (default: the shipped eval/redteam set)")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="red-team JSONL (default: the shipped "
+                                                "eval/redteam set), or a named set: s-labs:test, neuralchemy:test, multilingual, ...")] = None,
     answers: Annotated[bool, typer.Option("--answers", help="also ask the cases with documents through the stack")] = False,
     model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
     limit: Limit = None,
@@ -426,7 +451,7 @@ def eval_safety(
     from docstack.eval import safety
 
     ds = _docstack()
-    cases = safety.load_cases(dataset or safety.DEFAULT_DATASET)
+    cases = safety.load_dataset(dataset)
     result = _counting("checking", lambda p: safety.shields_only(ds, cases, p))
     result["dataset"] = str(dataset or safety.DEFAULT_DATASET)
     if answers:

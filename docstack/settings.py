@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     # Safety shields on every ask (input, retrieved chunks, output); see safety/policy.yaml.
     safety: bool = True
     safety_policy: Path | None = Field(default=None, description="a policy YAML instead of safety/policy.yaml")
+    safety_model: Path | None = Field(default=None, description="an injection model made by `docstack safety train` "
+                                      "instead of the shipped safety/data/injection-model.npz")
     safety_names: bool = Field(default=True, description="detect people's names with spaCy (loads in ~4 s)")
     # A Llama Guard shield registered in the stack (ollama/vllm/cloud profiles), e.g. "llama-guard".
     safety_llama_guard: str | None = None

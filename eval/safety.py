@@ -22,12 +22,43 @@ from collections.abc import Callable
 from pathlib import Path
 
 from docstack.rag.retrieve import Hit
+from docstack.safety import corpora
 
 from docstack.console import DocstackError
 
-DEFAULT_DATASET = Path(__file__).with_name("redteam") / "redteam.jsonl"
+REDTEAM = Path(__file__).with_name("redteam")
+DEFAULT_DATASET = REDTEAM / "redteam.jsonl"
+# Sets by name, besides JSONL files: the labelled corpora's splits (safety/corpora.py) and the
+# multilingual set (the yanismiraoui attacks not in English, with docstack's held-out benign turns).
+NAMED = ("s-labs:validation", "s-labs:test", "neuralchemy:validation", "neuralchemy:test", "yanismiraoui", "multilingual")
 REQUIRED = ("kind", "category", "text")
 Progress = Callable[[int, int], None]
+
+
+def load_dataset(dataset: str | Path | None) -> list[dict]:
+    """A JSONL file of cases, or one of the NAMED sets."""
+    if dataset is None:
+        return load_cases(DEFAULT_DATASET)
+    if str(dataset) in NAMED:
+        return named_cases(str(dataset))
+    path = Path(dataset)
+    if not path.is_file():
+        raise DocstackError(f"--dataset {dataset}: no such file, and not one of {', '.join(NAMED)}")
+    return load_cases(path)
+
+
+def named_cases(name: str) -> list[dict]:
+    if name == "multilingual":
+        attacks = [e for e in corpora.load("yanismiraoui") if e.language != "en"]
+        return [_case(e, f"attack: {e.language}") for e in attacks] + load_cases(REDTEAM / "multilingual_benign.jsonl")
+    return [_case(e, f"{e.source}: {e.language}" if e.source == "yanismiraoui" else e.source)
+            for e in corpora.load(name)]
+
+
+def _case(example, category: str) -> dict:
+    kind = "attack" if example.label else "benign"
+    digest = hashlib.sha256(example.text.encode()).hexdigest()[:10]
+    return {"id": f"{example.source}-{digest}", "kind": kind, "category": category, "text": example.text}
 
 
 def load_cases(path: Path) -> list[dict]:
@@ -69,7 +100,7 @@ def shields_only(ds, cases: list[dict], on_progress: Progress | None = None) -> 
         verdict = guard.check_input(case["text"])
         input_ms = (time.perf_counter() - started) * 1000
         row = {"id": case["id"], "kind": case["kind"], "category": case["category"], "blocked": verdict.blocked,
-               "stage": "input" if verdict.blocked else None, "input_ms": input_ms, "output_ms": None,
+               "stage": "input" if verdict.blocked else None, "shield": verdict.shield if verdict.blocked else None, "input_ms": input_ms, "output_ms": None,
                "leaked": [], "redactions": 0}
         document = case.get("document")
         if document and not verdict.blocked:
@@ -109,6 +140,7 @@ def summarise(rows: list[dict]) -> dict:
             "block_rate" if kind == "attack" else "false_refusals": round(stopped / len(group), 3),
             "input_ms_median": round(statistics.median(r["input_ms"] for r in group), 2),
             "stopped_at": dict(Counter(r["stage"] for r in group if r["stage"])),
+            "blocked_by": dict(Counter(r["shield"] for r in group if r["shield"])),
             "context_flagged": sum(bool(r.get("context")) for r in group),
         }
     attacks = [r for r in rows if r["kind"] == "attack"]

@@ -21,7 +21,7 @@ from docstack.safety.audit import AuditLog
 from docstack.safety.base import Finding, SafetyReport, Verdict
 from docstack.safety.context import ChunkVerdict, ContextShield
 from docstack.safety.harmful import HarmfulShield
-from docstack.safety.injection import GuardrailShield, RuleShield
+from docstack.safety.injection import GuardrailShield, RuleShield, without_quotes
 from docstack.safety.output import CanaryShield, LinkShield, PromptLeakShield
 from docstack.safety.pii import PIIShield, SecretShield
 from docstack.safety.policy import SEVERITY, Policy
@@ -83,12 +83,14 @@ class Shields:
 
     @cached_property
     def classifier(self):
+        """The learned input shield; None without an embedder (a check run with no model at hand)."""
         if self.embedder is None or not self.base_policy.shields.get("classifier", True):
             return None
-        from docstack.safety.classifier import EmbeddingClassifier
+        from docstack.safety.classifier import MODEL, InjectionClassifier, InjectionModel, encoders
 
-        return EmbeddingClassifier(self.embedder.embed, self.embedder.name, self.settings.models_dir / "safety",
-                                   self.base_policy.thresholds.get("classifier", 0.85))
+        model = InjectionModel.load(self.settings.safety_model or MODEL)
+        embeds = encoders(model.encoders, self.embedder, self.settings.models_dir)
+        return InjectionClassifier(model, embeds, self.base_policy.thresholds.get("classifier"))
 
     @cached_property
     def pii(self) -> PIIShield:
@@ -119,7 +121,7 @@ class Shields:
         if self.base_policy.shields.get("prompt_guardrail", True):
             self.guardrail._detect
         if self.classifier is not None:
-            self.classifier.run("warm up", "input")  # loads (or, the first time ever, trains) its weights
+            self.classifier.run("warm up", "input")  # loads its weights and the encoder
         self.pii
 
     def guard(self, collection: str | None = None) -> Guard:
@@ -189,11 +191,16 @@ class Guard:
             shields.append(self.shields.classifier)
         if self.shields.llama_guard is not None:
             shields.append(self.shields.llama_guard)
+        seen = text
         for shield in shields:
-            verdict = shield.run(text, "input")
+            verdict = shield.run(seen, "input")
             verdicts.append(verdict)
             if self._blocks("input", verdict):
                 break
+            if verdict.category == "quoted_instruction":
+                # The rules found the question around the quotation clean; the learned models cannot
+                # tell quoting an attack from making one, so they judge that question alone.
+                seen = without_quotes(text)
         return self.decide("input", text, verdicts)
 
     # -- context -------------------------------------------------------------------------

@@ -191,6 +191,11 @@ def variants(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def without_quotes(text: str) -> str:
+    """The text with its quotations replaced by a placeholder."""
+    return _QUOTED.sub(" [quote] ", text)
+
+
 class RuleShield:
     """Regular expressions for the shapes above, on the text and its decoded variants. `strict` (for
     documents): overrides must name instructions, and requests for the prompt or data are not looked
@@ -209,7 +214,7 @@ class RuleShield:
         findings = self._scan(text)
         if findings and _QUOTED.search(text):
             # An attack quoted inside a question about attacks is a quotation, not an instruction.
-            unquoted = _QUOTED.sub(" [quote] ", text)
+            unquoted = without_quotes(text)
             if not self._scan(unquoted) and _META.search(unquoted):
                 findings = [Finding("quoted_instruction", 0.5, shield=self.name)]
         return Verdict.of(self.name, stage, text, findings)

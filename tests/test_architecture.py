@@ -20,7 +20,7 @@ API = {"docstack.api", "docstack.library", "docstack.evidence"}
 ALLOWED = {
     "cli": {"root", "core", "eval"},
     "ui": {"root"},  # the web app sees only what `docstack` exports
-    "eval": {"root", "api", "rag", "ingest", "core"},
+    "eval": {"root", "api", "rag", "ingest", "safety", "core"},
     "root": {"api", "rag", "ingest", "index", "stack", "safety", "core"},  # the exports
     "api": {"rag", "ingest", "index", "stack", "safety", "core"},
     "rag": {"index", "stack", "safety", "core"},
