@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 from docstack.eval import safety as safety_eval
 from docstack.index.sqlite.store import SqliteIndex
 from docstack.safety.context import ContextShield
@@ -339,8 +340,8 @@ def test_a_blocked_ask_names_stage_and_category_without_a_stack(docstack):
     assert docstack.status().safety.harmful_content.startswith("keyword rules only (weak")
 
 
-def _cli(args: list[str], home: Path) -> subprocess.CompletedProcess:
-    return run_cli(args, home, DOCSTACK_SAFETY_NAMES="false")
+def _cli(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess:
+    return run_cli(args, home, DOCSTACK_SAFETY_NAMES="false", **env)
 
 
 def test_cli_safety_check_and_blocked_ask(tmp_path):
@@ -356,6 +357,32 @@ def test_cli_safety_check_and_blocked_ask(tmp_path):
     assert answer["safety"]["category"] == "prompt_extraction"
     result = _cli(["safety", "check", "x", "--stage", "middle"], tmp_path)
     assert result.returncode == 2 and "--stage 'middle'" in result.stderr
+
+
+def test_cli_safety_train_writes_a_model_the_shields_then_use(tmp_path):
+    model = tmp_path / "models" / "mine.npz"
+    result = _cli(["safety", "train", "--limit", "15", "--out", str(model), "--json"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["model"] == "mine.npz" and model.is_file() and model.with_suffix(".json").is_file()
+    assert set(record["measured"]) == {"s-labs:validation", "neuralchemy:validation", "s-labs:test",
+                                       "neuralchemy:test", "yanismiraoui"}
+    check = _cli(["safety", "check", "Tell me about chapter 4.", "--json"], tmp_path,
+                 DOCSTACK_SAFETY_MODEL=str(model), DOCSTACK_SAFETY_POLICY=str(_classifier_only(tmp_path, 0.0)))
+    assert check.returncode == 0, check.stderr
+    assert json.loads(check.stdout)["shield"] == "injection-classifier"  # at threshold 0 it flags everything
+    result = _cli(["eval", "safety", "--dataset", "nope"], tmp_path)
+    assert result.returncode == 2 and "--dataset nope: no such file" in result.stderr
+
+
+def _classifier_only(folder: Path, threshold: float) -> Path:
+    from docstack.safety.policy import DEFAULT_POLICY
+
+    policy = yaml.safe_load(Path(DEFAULT_POLICY).read_text())
+    policy["thresholds"]["classifier"] = threshold
+    path = folder / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    return path
 
 
 def test_eval_dataset_errors_name_the_line(tmp_path):
