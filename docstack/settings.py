@@ -24,8 +24,16 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default=None, description="where models are kept (default: $DOCSTACK_HOME/models)",
                              validate_default=False)
     collection: str = "default"
-    # Where collections live: sqlite:///path (default: $DOCSTACK_HOME/collections).
+    # Where collections live: sqlite:///path (default: $DOCSTACK_HOME/collections), or a PostgreSQL
+    # database with pgvector: postgresql://user:password@host:port/database.
     index_url: str | None = None
+    # PostgreSQL only: connections per process, the keyword index's text search configuration (for
+    # collections created from now on) and the HNSW index's build and search parameters.
+    index_pool_size: int = 4
+    index_text_language: str = "english"
+    index_hnsw_m: int = 16
+    index_hnsw_ef_construction: int = 64
+    index_hnsw_ef_search: int = 40
 
     # Ingestion. 200 word pieces stays under all-MiniLM-L6-v2's 256-token limit with room
     # for the special tokens, so nothing is cut silently at embedding time.

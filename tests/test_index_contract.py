@@ -19,16 +19,26 @@ DIM = 8
 MODEL = "contract-model"
 
 
-def sqlite_backend(tmp_path) -> IndexBackend:
-    return SqliteBackend(SqliteIndexConfig(root=tmp_path / "collections"))
+def sqlite_backend(request) -> IndexBackend:
+    return SqliteBackend(SqliteIndexConfig(root=request.getfixturevalue("tmp_path") / "collections"))
 
 
-BACKENDS: dict[str, Callable] = {"sqlite": sqlite_backend}
+def postgres_backend(request) -> IndexBackend:
+    """A fresh database on the session's PostgreSQL (tests/pg_server.py); skipped if none can start."""
+    from docstack.index.postgres.backend import PostgresBackend
+    from docstack.index.postgres.config import PostgresIndexConfig
+
+    return PostgresBackend(PostgresIndexConfig.from_url(request.getfixturevalue("postgres_url")))
+
+
+BACKENDS: dict[str, Callable] = {"sqlite": sqlite_backend, "postgres": postgres_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request, tmp_path) -> IndexBackend:
-    return BACKENDS[request.param](tmp_path)
+def backend(request) -> IndexBackend:
+    backend = BACKENDS[request.param](request)
+    yield backend
+    getattr(backend, "close", lambda: None)()
 
 
 @pytest.fixture

@@ -1,0 +1,318 @@
+"""A collection in PostgreSQL: chunks, their vectors (pgvector, HNSW by cosine) and a keyword
+index (a generated tsvector column, GIN), scored by BM25 as SQLite's FTS5 scores it.
+
+Every write is one transaction that also bumps the collection's generation in
+`docstack_collections`; that row's lock makes writers of one collection take turns across
+processes, and a writer killed midway leaves the last committed state. Readers see whole
+documents or none (each statement reads one snapshot)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from docstack.console import DocstackError
+from docstack.index.base import Document, DocumentRecord, Filters, IndexStats, Scored, StoredChunk
+from docstack.index.keywords import KEYWORD_POSTINGS_BUDGET, query_terms, rarest_within_budget
+from docstack.index.postgres.config import PostgresIndexConfig
+from docstack.index.postgres.schema import chunks_table, documents_table
+
+# FTS5's bm25() constants, so that both backends rank keyword hits alike.
+BM25_K1 = 1.2
+BM25_B = 0.75
+_DOCUMENT_COLUMNS = sql.SQL("path, source, sha256, pages, chunks, bytes, mtime, ingested_at")
+_CHUNK_COLUMNS = sql.SQL('path, source, page, section, start, "end", text, hash, embedding, safety')
+_CHUNK_TYPES = ["text", "text", "int4", "text", "int4", "int4", "text", "text", "vector", "text"]
+
+
+@dataclass(frozen=True)
+class CollectionRow:
+    """A collection's row in `docstack_collections`."""
+
+    name: str
+    table_id: int
+    model: str
+    dimension: int
+    language: str
+    generation: int
+
+
+class PostgresIndex:
+    """One collection (see the module). Handles share their backend's connection pool."""
+
+    def __init__(self, pool: ConnectionPool, config: PostgresIndexConfig, row: CollectionRow):
+        self._pool = pool
+        self._config = config
+        self.name = row.name
+        self.model = row.model
+        self.dimension = row.dimension
+        self._bind(row)
+
+    def _bind(self, row: CollectionRow) -> None:
+        self._table_id = row.table_id
+        self._language = row.language
+        self._generation = row.generation
+        self._chunks = chunks_table(row.table_id)
+        self._documents = documents_table(row.table_id)
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    # -- reading -------------------------------------------------------------------------
+    def dense_search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> Scored:
+        """Nearest chunks by cosine through the HNSW index. With filters, pgvector's iterative scan
+        goes on until k chunks pass them (or the planner scans a selective filter exactly)."""
+        where, args = _where(filters)
+        query = sql.SQL("SELECT id, 1 - (embedding <=> %s) FROM {} {} ORDER BY embedding <=> %s LIMIT %s").format(
+            self._chunks, where)
+        vector = np.asarray(vector, dtype=np.float32)
+        with self._pool.connection() as conn, conn.transaction():
+            # ef_search bounds what one HNSW scan returns: at least k.
+            conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
+                         (str(min(1000, max(self._config.hnsw_ef_search, k))), "strict_order" if filters else "off"))
+            rows = conn.execute(query, [vector, *args, vector, k]).fetchall()
+        return [(int(i), float(s)) for i, s in rows]
+
+    def keyword_search(self, query: str, k: int, filters: Filters | None = None) -> Scored:
+        """BM25 (FTS5's formula and constants) over the stemmed words of section and text; any query
+        word but a stopword may match; the commonest are left out past KEYWORD_POSTINGS_BUDGET."""
+        terms = query_terms(query)
+        if not terms:
+            return []
+        with self._pool.connection() as conn:
+            counts = self._term_counts(conn, " ".join(terms))
+            kept = rarest_within_budget(counts, KEYWORD_POSTINGS_BUDGET) if counts else []
+            if not kept:
+                return []
+            total, words = conn.execute("SELECT chunk_count, word_count FROM docstack_collections WHERE id = %s",
+                                        (self._table_id,)).fetchone()
+            idf = [_idf(total, counts[t]) for t in kept]
+            where, args = _where(filters, prefix="AND")
+            rows = conn.execute(sql.SQL(
+                "SELECT c.id, sum(q.idf * u.tf * %s / (u.tf + %s * (1 - %s + %s * c.words / %s))) AS score "
+                "FROM {} c CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf FROM unnest(c.tsv)) u "
+                "JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme "
+                "WHERE c.tsv @@ %s::tsquery {} GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s").format(
+                    self._chunks, where),
+                [BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, max(words / max(total, 1), 1e-9), kept, idf,
+                 " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
+        return [(int(i), float(s)) for i, s in rows]
+
+    def _term_counts(self, conn, text: str) -> dict[str, int]:
+        """The text's lexemes (as the collection's language stems them) -> chunks holding each."""
+        lexemes = [r[0] for r in conn.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
+                                              (self._language, text))]
+        if not lexemes:
+            return {}
+        rows = conn.execute(sql.SQL(
+            "SELECT q.lexeme, (SELECT count(*) FROM {} WHERE tsv @@ q.query::tsquery) "
+            "FROM unnest(%s::text[], %s::text[]) AS q(lexeme, query)").format(self._chunks),
+            (lexemes, [_tsquery_literal(x) for x in lexemes]))
+        return dict(rows.fetchall())
+
+    def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        ids = [int(i) for i in ids]
+        if not ids:
+            return {}
+        with self._pool.connection() as conn, conn.cursor(binary=True) as cur:
+            cur.execute(sql.SQL('SELECT id, path, source, page, section, start, "end", text, embedding, safety '
+                                "FROM {} WHERE id = ANY(%s)").format(self._chunks), (ids,))
+            return {row[0]: StoredChunk(*row[:8], row[8].to_numpy().astype(np.float32), row[9]) for row in cur}
+
+    def document(self, path: str) -> DocumentRecord | None:
+        rows = self._read(sql.SQL("SELECT {} FROM {} WHERE path = %s").format(_DOCUMENT_COLUMNS, self._documents),
+                          (path,))
+        return DocumentRecord(*rows[0]) if rows else None
+
+    def path_with_hash(self, sha256: str) -> str | None:
+        rows = self._read(sql.SQL("SELECT path FROM {} WHERE sha256 = %s LIMIT 1").format(self._documents), (sha256,))
+        return rows[0][0] if rows else None
+
+    def documents(self) -> list[DocumentRecord]:
+        rows = self._read(sql.SQL("SELECT {} FROM {} ORDER BY path").format(_DOCUMENT_COLUMNS, self._documents))
+        return [DocumentRecord(*row) for row in rows]
+
+    def stats(self) -> IndexStats:
+        [(docs, pages, chunks, vectors)] = self._read(sql.SQL(
+            "SELECT count(*), coalesce(sum(pages), 0), coalesce(sum(chunks), 0), "
+            "(SELECT chunk_count FROM docstack_collections WHERE id = %s) FROM {}").format(self._documents),
+            (self._table_id,))
+        return IndexStats(docs, int(pages), int(chunks), int(vectors or 0))
+
+    def size_bytes(self) -> int:
+        """Disk space of the collection's tables with their indexes (HNSW, GIN) and TOAST."""
+        [(size,)] = self._read("SELECT pg_total_relation_size(%s::regclass) + pg_total_relation_size(%s::regclass)",
+                               (self._chunks.as_string(), self._documents.as_string()))
+        return int(size)
+
+    def refresh(self) -> None:
+        """Read the generation again; follow the name if the collection was replaced (reindexed)."""
+        rows = self._read("SELECT name, id, model, dimension, language, generation FROM docstack_collections "
+                          "WHERE name = %s", (self.name,))
+        if not rows:
+            return  # deleted: reads find nothing, a write says so
+        row = CollectionRow(*rows[0])
+        if (row.model, row.dimension) != (self.model, self.dimension):
+            raise DocstackError(f"collection '{self.name}' was rebuilt with {row.model} ({row.dimension}-d) "
+                                f"meanwhile; open it again")
+        self._bind(row)
+
+    def verify(self) -> list[str]:
+        """Problems that would make search lie; an empty list means the collection is consistent."""
+        problems = [f"{path}: {recorded} chunks recorded, {actual} stored" for path, recorded, actual in self._read(
+            sql.SQL("SELECT d.path, d.chunks, count(c.id) FROM {} d LEFT JOIN {} c ON c.path = d.path "
+                    "GROUP BY d.path, d.chunks HAVING d.chunks != count(c.id)").format(self._documents, self._chunks))]
+        [(chunks, words, counted_chunks, counted_words)] = self._read(sql.SQL(
+            "SELECT (SELECT count(*) FROM {0}), (SELECT coalesce(sum(words), 0) FROM {0}), chunk_count, word_count "
+            "FROM docstack_collections WHERE id = %s").format(self._chunks), (self._table_id,)) or [(0, 0, 0, 0)]
+        if (chunks, words) != (counted_chunks, counted_words):
+            problems.append(f"keyword statistics say {counted_chunks} chunks of {counted_words} words, "
+                            f"the table has {chunks} of {words}")
+        invalid = self._read("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass "
+                             "AND NOT indisvalid", (self._chunks.as_string(),))
+        problems += [f"index {name} is invalid (an interrupted build): REINDEX it" for (name,) in invalid]
+        return problems
+
+    def _read(self, query, args: Sequence | None = None) -> list[tuple]:
+        with self._pool.connection() as conn:
+            return conn.execute(query, args).fetchall()
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, documents: Sequence[Document]) -> None:
+        """Replace each document's chunks (or add a part of it), all in one transaction."""
+        for doc in documents:
+            if len(doc.chunks) != len(doc.vectors):
+                raise ValueError(f"{doc.source}: {len(doc.chunks)} chunks but {len(doc.vectors)} vectors")
+        with self._pool.connection() as conn, conn.transaction():
+            generation = self._next_generation(conn)
+            chunks = words = 0
+            for doc in documents:
+                if doc.first:
+                    gone, gone_words = self._delete(conn, doc.path)
+                    chunks, words = chunks - gone, words - gone_words
+                added, added_words = self._insert(conn, doc)
+                chunks, words = chunks + added, words + added_words
+            self._count(conn, chunks, words)
+        self._generation = generation
+
+    def remove(self, path: str) -> int:
+        with self._pool.connection() as conn, conn.transaction():
+            generation = self._next_generation(conn)
+            gone, gone_words = self._delete(conn, path)
+            self._count(conn, -gone, -gone_words)
+        self._generation = generation
+        return gone
+
+    def flush(self) -> None:
+        """Refresh the planner's statistics, so that it chooses well between the HNSW index and an
+        exact scan for filtered searches after a large ingest."""
+        with self._pool.connection() as conn:
+            conn.execute(sql.SQL("ANALYZE {}, {}").format(self._chunks, self._documents))
+
+    def close(self) -> None:
+        """Nothing to release: connections belong to the backend's pool."""
+
+    def _next_generation(self, conn) -> int:
+        """Bump the generation, holding the collection's row lock until commit: writers take turns."""
+        row = conn.execute("UPDATE docstack_collections SET generation = generation + 1 WHERE id = %s "
+                           "RETURNING generation", (self._table_id,)).fetchone()
+        if row is None:
+            raise DocstackError(f"collection '{self.name}' was deleted or replaced meanwhile; open it again")
+        return row[0]
+
+    def _count(self, conn, chunks: int, words: int) -> None:
+        conn.execute("UPDATE docstack_collections SET chunk_count = chunk_count + %s, word_count = word_count + %s "
+                     "WHERE id = %s", (chunks, words, self._table_id))
+
+    def _insert(self, conn, doc: Document) -> tuple[int, int]:
+        """COPY the document's chunks in; returns how many chunks and keyword-index words it added."""
+        before = self._path_counts(conn, doc.path)
+        verdicts = doc.safety if doc.safety is not None else [None] * len(doc.chunks)
+        with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
+                self._chunks, _CHUNK_COLUMNS)) as copy:
+            copy.set_types(_CHUNK_TYPES)
+            for chunk, vector, verdict in zip(doc.chunks, doc.vectors, verdicts):
+                copy.write_row((doc.path, doc.source, chunk.page, chunk.section, chunk.start, chunk.end, chunk.text,
+                                hashlib.sha256(chunk.text.encode("utf-8")).hexdigest(),
+                                np.asarray(vector, dtype=np.float32), verdict))
+        after = self._path_counts(conn, doc.path)
+        if doc.last:
+            conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (path) DO "
+                                 "UPDATE SET (source, sha256, pages, chunks, bytes, mtime, ingested_at) = "
+                                 "(EXCLUDED.source, EXCLUDED.sha256, EXCLUDED.pages, EXCLUDED.chunks, EXCLUDED.bytes, "
+                                 "EXCLUDED.mtime, EXCLUDED.ingested_at)").format(self._documents, _DOCUMENT_COLUMNS),
+                         (doc.path, doc.source, doc.sha256, doc.pages, after[0], doc.bytes, doc.mtime, time.time()))
+        return after[0] - before[0], after[1] - before[1]
+
+    def _path_counts(self, conn, path: str) -> tuple[int, int]:
+        row = conn.execute(sql.SQL("SELECT count(*), coalesce(sum(words), 0) FROM {} WHERE path = %s").format(
+            self._chunks), (path,)).fetchone()
+        return int(row[0]), int(row[1])
+
+    def _delete(self, conn, path: str) -> tuple[int, int]:
+        [(gone, words)] = conn.execute(sql.SQL(
+            "WITH gone AS (DELETE FROM {} WHERE path = %s RETURNING words) "
+            "SELECT count(*), coalesce(sum(words), 0) FROM gone").format(self._chunks), (path,)).fetchall()
+        conn.execute(sql.SQL("DELETE FROM {} WHERE path = %s").format(self._documents), (path,))
+        return int(gone), int(words)
+
+
+def _idf(total: int, holding: int) -> float:
+    """FTS5's idf: log((N - n + 0.5) / (n + 0.5)), and a tiny positive weight for words in more
+    than half the chunks instead of a negative one."""
+    value = math.log((total - holding + 0.5) / (holding + 0.5)) if total else 0.0
+    return value if value > 0 else 1e-6
+
+
+def _tsquery_literal(lexeme: str) -> str:
+    """A lexeme as tsquery input reads it verbatim (quoted, not parsed or stemmed again)."""
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _where(filters: Filters | None, prefix: str = "WHERE") -> tuple[sql.Composable, list]:
+    """The filters as SQL: source a substring, or a glob with * ? [ (case-sensitive, as SQLite's
+    GLOB); pages an inclusive range."""
+    if not filters:
+        return sql.SQL(""), []
+    where, args = [], []
+    if filters.source is not None:
+        if any(c in filters.source for c in "*?["):
+            where.append("source ~ %s")
+            args.append(glob_regex(filters.source))
+        else:
+            where.append("strpos(source, %s) > 0")
+            args.append(filters.source)
+    if filters.pages is not None:
+        where.append("page BETWEEN %s AND %s")
+        args += list(filters.pages)
+    return sql.SQL(f"{prefix} " + " AND ".join(where)), args
+
+
+def glob_regex(glob: str) -> str:
+    """SQLite's GLOB as a POSIX regular expression: * any text, ? one character, [...] a set
+    ([^...] its complement), anchored at both ends."""
+    out, i = ["^"], 0
+    while i < len(glob):
+        c = glob[i]
+        end = glob.find("]", i + 2) if c == "[" else -1
+        if c == "*":
+            out.append(".*")
+        elif c == "?":
+            out.append(".")
+        elif c == "[" and end != -1:
+            inner = glob[i + 1 : end]
+            out.append("[" + ("^" + inner[1:] if inner.startswith("^") else inner).replace("\\", "\\\\") + "]")
+            i = end
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out) + "$"
