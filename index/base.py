@@ -142,6 +142,9 @@ class ChunkIndex(Protocol):
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks of `ids` that exist, with their vectors and stored verdicts, in one read."""
 
+    def chunks(self, path: str) -> list[StoredChunk]:
+        """A document's chunks in the order they were written (to copy a collection elsewhere)."""
+
     def documents(self) -> list[DocumentRecord]: ...
 
     def document(self, path: str) -> DocumentRecord | None: ...

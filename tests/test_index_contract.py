@@ -73,6 +73,17 @@ def test_written_chunks_come_back_whole_with_vectors_and_verdicts(index):
     assert index.fetch([10**9]) == {}
 
 
+def test_a_documents_chunks_come_back_in_order(index):
+    parts = doc("big.txt", ["first part", "second part"], seed=20, last=False, safety=['{"v": 1}', None])
+    index.write([parts, doc("other.md", ["other"], seed=21)])
+    index.write([doc("big.txt", ["third part"], seed=22, first=False)])
+    chunks = index.chunks("/docs/big.txt")
+    assert [c.text for c in chunks] == ["first part", "second part", "third part"]
+    assert [c.safety for c in chunks] == ['{"v": 1}', None, None]
+    assert np.allclose(np.vstack([c.vector for c in chunks]), np.vstack([parts.vectors, unit(22, 1)]), atol=1e-6)
+    assert index.chunks("/docs/none.md") == []
+
+
 def test_dense_search_ranks_by_cosine_and_respects_filters(index):
     index.write([doc("a.pdf", ["alpha one", "alpha two", "alpha three"], seed=2),
                  doc("b.md", ["beta one"], seed=3, pages=[None])])

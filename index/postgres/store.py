@@ -123,10 +123,17 @@ class PostgresIndex:
         ids = [int(i) for i in ids]
         if not ids:
             return {}
+        return {c.chunk_id: c for c in self._stored(sql.SQL("id = ANY(%s)"), ids)}
+
+    def chunks(self, path: str) -> list[StoredChunk]:
+        return self._stored(sql.SQL("path = %s ORDER BY id"), path)
+
+    def _stored(self, condition: sql.Composable, arg) -> list[StoredChunk]:
+        """Chunks with their vectors, read in binary (vectors come as float32 without parsing text)."""
         with self._pool.connection() as conn, conn.cursor(binary=True) as cur:
             cur.execute(sql.SQL('SELECT id, path, source, page, section, start, "end", text, embedding, safety '
-                                "FROM {} WHERE id = ANY(%s)").format(self._chunks), (ids,))
-            return {row[0]: StoredChunk(*row[:8], row[8].to_numpy().astype(np.float32), row[9]) for row in cur}
+                                "FROM {} WHERE {}").format(self._chunks, condition), (arg,))
+            return [StoredChunk(*row[:8], row[8].to_numpy().astype(np.float32), row[9]) for row in cur]
 
     def document(self, path: str) -> DocumentRecord | None:
         rows = self._read(sql.SQL("SELECT {} FROM {} WHERE path = %s").format(_DOCUMENT_COLUMNS, self._documents),

@@ -176,6 +176,11 @@ class SqliteIndex:
         return {row[0]: StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
                 for row in self._rows("id, path, source, page, section, start, end, text, vector, safety", ids)}
 
+    def chunks(self, path: str) -> list[StoredChunk]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE path = ? ORDER BY id", (path,))]
+        stored = self.fetch(ids)
+        return [stored[i] for i in ids if i in stored]
+
     def _vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""
         if len(ids) == 0:
