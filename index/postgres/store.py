@@ -89,12 +89,10 @@ class PostgresIndex:
         if not terms:
             return []
         with self._pool.connection() as conn:
-            counts = self._term_counts(conn, " ".join(terms))
+            counts, total, words = self._term_counts(conn, " ".join(terms))
             kept = rarest_within_budget(counts, KEYWORD_POSTINGS_BUDGET) if counts else []
             if not kept:
                 return []
-            total, words = conn.execute("SELECT chunk_count, word_count FROM docstack_collections WHERE id = %s",
-                                        (self._table_id,)).fetchone()
             idf = [_idf(total, counts[t]) for t in kept]
             where, args = _where(filters, prefix="AND")
             rows = conn.execute(sql.SQL(
@@ -107,17 +105,21 @@ class PostgresIndex:
                  " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def _term_counts(self, conn, text: str) -> dict[str, int]:
-        """The text's lexemes (as the collection's language stems them) -> chunks holding each."""
+    def _term_counts(self, conn, text: str) -> tuple[dict[str, int], int, int]:
+        """The text's lexemes (as the collection's language stems them) -> chunks holding each, with
+        the collection's chunks and words: read in one statement, so from one snapshot."""
         lexemes = [r[0] for r in conn.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
                                               (self._language, text))]
         if not lexemes:
-            return {}
+            return {}, 0, 0
         rows = conn.execute(sql.SQL(
-            "SELECT q.lexeme, (SELECT count(*) FROM {} WHERE tsv @@ q.query::tsquery) "
-            "FROM unnest(%s::text[], %s::text[]) AS q(lexeme, query)").format(self._chunks),
-            (lexemes, [_tsquery_literal(x) for x in lexemes]))
-        return dict(rows.fetchall())
+            "SELECT q.lexeme, (SELECT count(*) FROM {} WHERE tsv @@ q.query::tsquery), k.chunk_count, k.word_count "
+            "FROM unnest(%s::text[], %s::text[]) AS q(lexeme, query) "
+            "CROSS JOIN (SELECT chunk_count, word_count FROM docstack_collections WHERE id = %s) k").format(
+                self._chunks), (lexemes, [_tsquery_literal(x) for x in lexemes], self._table_id)).fetchall()
+        if not rows:
+            return {}, 0, 0
+        return {r[0]: r[1] for r in rows}, rows[0][2], rows[0][3]
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         ids = [int(i) for i in ids]
@@ -276,7 +278,7 @@ class PostgresIndex:
 def _idf(total: int, holding: int) -> float:
     """FTS5's idf: log((N - n + 0.5) / (n + 0.5)), and a tiny positive weight for words in more
     than half the chunks instead of a negative one."""
-    value = math.log((total - holding + 0.5) / (holding + 0.5)) if total else 0.0
+    value = math.log((max(total, holding) - holding + 0.5) / (holding + 0.5))
     return value if value > 0 else 1e-6
 
 
