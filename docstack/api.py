@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import mimetypes
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,7 +24,7 @@ from docstack.index.base import Filters, IndexStats
 from docstack.index.embedder import Embedder
 from docstack.index.registry import open_backend
 from docstack.ingest.pipeline import IngestReport, ProgressCallback
-from docstack.library import DocumentInfo, Library
+from docstack.library import DocumentInfo, Library, MigrationReport
 from docstack.rag.answer import Answer, AnswerStream
 from docstack.rag.conversation import QuestionRewriter, Turn
 from docstack.rag.pipeline import (AnswerPipeline, Cite, Generate, Pack, Question, Retrieve, ScreenContext,
@@ -55,6 +56,10 @@ def image_data_url(path: Path) -> str:
         return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
     except OSError as exc:
         raise DocstackError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def _without_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 @dataclass
@@ -119,6 +124,16 @@ class DocStack:
 
     def reindex(self, collection: str | None = None, on_progress: ProgressCallback | None = None) -> IngestReport:
         return self.library.reindex(collection, on_progress)
+
+    def migrate(self, to: str, collection: str | None = None) -> MigrationReport:
+        """Copy a collection to the index at URL `to` (postgresql://...) without embedding anything
+        again; point DOCSTACK_INDEX_URL at it afterwards."""
+        target = open_backend(self.settings.model_copy(update={"index_url": to}))
+        try:
+            target.names()  # a target that cannot be reached is named before any work
+            return self.library.migrate(target, _without_password(to), collection)
+        finally:
+            getattr(target, "close", lambda: None)()
 
     def index_bytes(self, collection: str | None = None) -> int:
         """Disk space of a collection's index."""
