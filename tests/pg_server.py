@@ -32,7 +32,9 @@ def _bin() -> Path:
 class PostgresServer:
     """`start()` then `url`; `stop()` removes everything it made."""
 
-    def __init__(self):
+    def __init__(self, settings: dict[str, str] | None = None):
+        # fsync off: a test server need not survive power loss; a killed client still rolls back.
+        self.settings = {"fsync": "off", "max_connections": "60", **(settings or {})}
         self.bin = _bin()
         self.user = "postgres" if os.geteuid() == 0 else None
         self.root = Path(tempfile.mkdtemp(prefix="docstack-pg-"))
@@ -69,8 +71,8 @@ class PostgresServer:
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
             os.chown(self.root / "server.log", entry.pw_uid, entry.pw_gid)
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-        # fsync off: a test server need not survive power loss; a killed client still rolls back.
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c max_connections=60"
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} " + " ".join(f"-c {k}={v}" for k, v in
+                                                                          self.settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-w", "-o", options, "start")
         return self
 

@@ -96,12 +96,16 @@ class PostgresIndex:
             idf = [_idf(total, counts[t]) for t in kept]
             where, args = _where(filters, prefix="AND")
             rows = conn.execute(sql.SQL(
-                "SELECT c.id, sum(q.idf * u.tf * %s / (u.tf + %s * (1 - %s + %s * c.words / %s))) AS score "
-                "FROM {} c CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf FROM unnest(c.tsv)) u "
+                "SELECT c.id, sum(q.idf * u.tf * %s::float8 / (u.tf + %s::float8 * (1 - %s::float8 + %s::float8 * c.words "
+                "/ %s::float8))) AS score "
+                "FROM {} c CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf FROM "
+                # Only the query's lexemes, picked out in C (marked weight A, then filtered): unnesting
+                # the whole tsvector of every matching chunk cost most of the search.
+                "unnest(ts_filter(setweight(c.tsv, 'A', %s::text[]), '{{a}}'))) u "
                 "JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme "
                 "WHERE c.tsv @@ %s::tsquery {} GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s").format(
                     self._chunks, where),
-                [BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, max(words / max(total, 1), 1e-9), kept, idf,
+                [BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, max(words / max(total, 1), 1e-9), kept, kept, idf,
                  " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
