@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import mimetypes
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -34,7 +33,7 @@ from docstack.rag.rerank import CrossEncoderReranker
 from docstack.rag.retrieve import Hit, Mode
 from docstack.safety.base import Verdict
 from docstack.safety.guard import Guard, NoGuard, SafetyStatus, Screened, Shields
-from docstack.settings import Settings
+from docstack.settings import Settings, without_password
 from docstack.stack import profiles
 from docstack.stack.backends import PullProgress
 from docstack.stack.catalogue import ModelSpec
@@ -56,10 +55,6 @@ def image_data_url(path: Path) -> str:
         return f"data:{kind};base64," + base64.b64encode(path.read_bytes()).decode()
     except OSError as exc:
         raise DocstackError(f"{path}: cannot be read ({exc.strerror})") from exc
-
-
-def _without_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 @dataclass
@@ -131,7 +126,7 @@ class DocStack:
         target = open_backend(self.settings.model_copy(update={"index_url": to}))
         try:
             target.names()  # a target that cannot be reached is named before any work
-            return self.library.migrate(target, _without_password(to), collection)
+            return self.library.migrate(target, without_password(to), collection)
         finally:
             getattr(target, "close", lambda: None)()
 

@@ -76,7 +76,7 @@ class Library:
                 self._open[name].refresh()
                 return self._open[name]
             if not create and not self.backend.exists(name):
-                raise DocstackError(f"collection '{name}' does not exist under {self.settings.collections_dir}; "
+                raise DocstackError(f"collection '{name}' does not exist in {self.settings.index_location}; "
                                     f"add documents with `docstack ingest PATH --collection {name}`")
             self._open[name] = self.backend.open(name, self.embedder.name, self.embedder.dimension)
             return self._open[name]

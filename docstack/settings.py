@@ -4,6 +4,7 @@ prefixed ``DOCSTACK_`` override the defaults (``DOCSTACK_HOME``, ``DOCSTACK_STAC
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_home() -> Path:
     return Path.home() / ".docstack"
+
+
+def without_password(url: str) -> str:
+    """A URL fit to print: `scheme://user:***@host/...`."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 class Settings(BaseSettings):
@@ -148,6 +154,11 @@ class Settings(BaseSettings):
     @property
     def collections_dir(self) -> Path:
         return self.home / "collections"
+
+    @property
+    def index_location(self) -> str:
+        """Where collections live, for messages: the index URL without its password, or the folder."""
+        return without_password(self.index_url) if self.index_url else str(self.collections_dir)
 
     @property
     def run_dir(self) -> Path:

@@ -6,6 +6,8 @@ import re
 
 from pydantic import BaseModel, Field, field_validator
 
+from docstack.settings import without_password
+
 
 class PostgresIndexConfig(BaseModel):
     """`dsn` is a libpq URL (`postgresql://user:password@host:port/database`). The text-search
@@ -36,4 +38,4 @@ class PostgresIndexConfig(BaseModel):
 
     def safe_dsn(self) -> str:
         """The DSN without its password, for messages."""
-        return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", self.dsn)
+        return without_password(self.dsn)
