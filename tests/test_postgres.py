@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from docstack.console import DocstackError
+from docstack.index.base import Chunk, Document, Filters
 from docstack.index.postgres import schema
 from docstack.index.postgres.backend import PostgresBackend
 from docstack.index.postgres.config import PostgresIndexConfig
@@ -169,3 +170,28 @@ def test_two_processes_writing_while_a_third_searches_see_whole_documents(backen
     assert index.stats().chunks == sum(d.chunks for d in index.documents())
     assert searches >= 3
 
+
+
+def test_a_selective_filter_is_searched_exactly_where_the_hnsw_scan_would_stop_short(postgres_url):
+    """With the HNSW index forced and its scan cut to 10 tuples, a filter passing 30 chunks of 600
+    still returns all of them, best first: it is searched exactly, not through the index."""
+    crippled = postgres_url + "?options=" + "-c%20enable_seqscan%3Doff%20-c%20hnsw.max_scan_tuples%3D10"
+    backend = PostgresBackend(PostgresIndexConfig.from_url(crippled))
+    try:
+        index = backend.open("filtered", MODEL, DIM)
+        rng = np.random.default_rng(5)
+        for name, count in (("many.md", 570), ("few.md", 30)):
+            vectors = rng.normal(size=(count, DIM)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            index.write([Document(f"/docs/{name}", f"docs/{name}", name, 1, 10, 0.0,
+                                  [Chunk(f"{name} {i}", 1, None, 0, 5) for i in range(count)], vectors)])
+        probe = np.ones(DIM, dtype=np.float32) / np.sqrt(DIM)
+        hits = index.dense_search(probe, 40, Filters(source="few.md"))
+        assert len(hits) == 30
+        assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+        few = index.chunks("/docs/few.md")
+        assert {i for i, _ in hits} == {c.chunk_id for c in few}
+        best = max(few, key=lambda c: float(c.vector @ probe))
+        assert hits[0][0] == best.chunk_id
+    finally:
+        backend.close()

@@ -131,6 +131,7 @@ def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension:
             words integer GENERATED ALWAYS AS (docstack_words({words})) STORED
         )""",
         "CREATE INDEX ON {chunks} (path)",
+        "CREATE INDEX ON {chunks} (source, page)",  # filters are counted from it alone
         "CREATE INDEX ON {chunks} USING gin (tsv)",
         "CREATE INDEX ON {chunks} USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})",
     ]

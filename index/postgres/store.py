@@ -28,6 +28,8 @@ from docstack.index.postgres.schema import chunks_table, documents_table
 # FTS5's bm25() constants, so that both backends rank keyword hits alike.
 BM25_K1 = 1.2
 BM25_B = 0.75
+# A filter that leaves at most this many chunks is searched exactly (as the SQLite backend does).
+EXACT_FILTER_LIMIT = 20_000
 _DOCUMENT_COLUMNS = sql.SQL("path, source, sha256, pages, chunks, bytes, mtime, ingested_at")
 _CHUNK_COLUMNS = sql.SQL('path, source, page, section, start, "end", text, hash, embedding, safety')
 _CHUNK_TYPES = ["text", "text", "int4", "text", "int4", "int4", "text", "text", "vector", "text"]
@@ -69,18 +71,33 @@ class PostgresIndex:
 
     # -- reading -------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int, filters: Filters | None = None) -> Scored:
-        """Nearest chunks by cosine through the HNSW index. With filters, pgvector's iterative scan
-        goes on until k chunks pass them (or the planner scans a selective filter exactly)."""
+        """Nearest chunks by cosine through the HNSW index. A filter that leaves at most
+        EXACT_FILTER_LIMIT chunks is searched exactly over them (an approximate scan could stop
+        short of k); a looser one through pgvector's iterative scan, until k chunks pass it."""
         where, args = _where(filters)
-        query = sql.SQL("SELECT id, 1 - (embedding <=> %s) FROM {} {} ORDER BY embedding <=> %s LIMIT %s").format(
-            self._chunks, where)
         vector = np.asarray(vector, dtype=np.float32)
         with self._pool.connection() as conn, conn.transaction():
-            # ef_search bounds what one HNSW scan returns: at least k.
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
-                         (str(min(1000, max(self._config.hnsw_ef_search, k))), "strict_order" if filters else "off"))
-            rows = conn.execute(query, [vector, *args, vector, k]).fetchall()
+            if filters and self._at_most(conn, where, args, EXACT_FILTER_LIMIT):
+                # MATERIALIZED: the planner may not push the ordering into the HNSW index.
+                query = sql.SQL("WITH passing AS MATERIALIZED (SELECT id, embedding FROM {} {}) "
+                                "SELECT id, 1 - (embedding <=> %s) FROM passing ORDER BY embedding <=> %s, id "
+                                "LIMIT %s").format(self._chunks, where)
+                rows = conn.execute(query, [*args, vector, vector, k]).fetchall()
+            else:
+                # ef_search bounds what one HNSW scan returns: at least k.
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
+                             "set_config('hnsw.iterative_scan', %s, true)",
+                             (str(min(1000, max(self._config.hnsw_ef_search, k))), "strict_order" if filters else "off"))
+                query = sql.SQL("SELECT id, 1 - (embedding <=> %s) FROM {} {} ORDER BY embedding <=> %s "
+                                "LIMIT %s").format(self._chunks, where)
+                rows = conn.execute(query, [vector, *args, vector, k]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
+
+    def _at_most(self, conn, where: sql.Composable, args: list, limit: int) -> bool:
+        """Whether at most `limit` chunks pass the filter (counting stops past it)."""
+        (count,) = conn.execute(sql.SQL("SELECT count(*) FROM (SELECT 1 FROM {} {} LIMIT %s) passing").format(
+            self._chunks, where), [*args, limit + 1]).fetchone()
+        return count <= limit
 
     def keyword_search(self, query: str, k: int, filters: Filters | None = None) -> Scored:
         """BM25 (FTS5's formula and constants) over the stemmed words of section and text; any query
