@@ -106,10 +106,12 @@ class PostgresIndex:
         if not terms:
             return []
         with self._pool.connection() as conn:
-            counts, total, words = self._term_counts(conn, " ".join(terms))
+            counts, total, words = self._term_counts(conn, " ".join(terms), KEYWORD_POSTINGS_BUDGET)
             kept = rarest_within_budget(counts, KEYWORD_POSTINGS_BUDGET) if counts else []
             if not kept:
                 return []
+            if counts[kept[0]] > KEYWORD_POSTINGS_BUDGET:  # every word is common: its idf needs the true count
+                counts[kept[0]] = self._count(conn, kept[0])
             idf = [_idf(total, counts[t]) for t in kept]
             where, args = _where(filters, prefix="AND")
             rows = conn.execute(sql.SQL(
@@ -126,21 +128,27 @@ class PostgresIndex:
                  " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def _term_counts(self, conn, text: str) -> tuple[dict[str, int], int, int]:
-        """The text's lexemes (as the collection's language stems them) -> chunks holding each, with
+    def _term_counts(self, conn, text: str, cap: int) -> tuple[dict[str, int], int, int]:
+        """The text's lexemes (as the collection's language stems them) -> chunks holding each,
+        counted up to just past `cap` (counting a common word's chunks cost most of a search), with
         the collection's chunks and words: read in one statement, so from one snapshot."""
         lexemes = [r[0] for r in conn.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
                                               (self._language, text))]
         if not lexemes:
             return {}, 0, 0
         rows = conn.execute(sql.SQL(
-            "SELECT q.lexeme, (SELECT count(*) FROM {} WHERE tsv @@ q.query::tsquery), k.chunk_count, k.word_count "
-            "FROM unnest(%s::text[], %s::text[]) AS q(lexeme, query) "
+            "SELECT q.lexeme, (SELECT count(*) FROM (SELECT 1 FROM {} WHERE tsv @@ q.query::tsquery LIMIT %s) m), "
+            "k.chunk_count, k.word_count FROM unnest(%s::text[], %s::text[]) AS q(lexeme, query) "
             "CROSS JOIN (SELECT chunk_count, word_count FROM docstack_collections WHERE id = %s) k").format(
-                self._chunks), (lexemes, [_tsquery_literal(x) for x in lexemes], self._table_id)).fetchall()
+                self._chunks), (cap + 1, lexemes, [_tsquery_literal(x) for x in lexemes], self._table_id)).fetchall()
         if not rows:
             return {}, 0, 0
         return {r[0]: r[1] for r in rows}, rows[0][2], rows[0][3]
+
+    def _count(self, conn, lexeme: str) -> int:
+        (count,) = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE tsv @@ %s::tsquery").format(self._chunks),
+                                (_tsquery_literal(lexeme),)).fetchone()
+        return count
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         ids = [int(i) for i in ids]
@@ -243,10 +251,11 @@ class PostgresIndex:
         return gone
 
     def flush(self) -> None:
-        """Refresh the planner's statistics, so that it chooses well between the HNSW index and an
-        exact scan for filtered searches after a large ingest."""
+        """VACUUM ANALYZE after a batch of writes: it empties the GIN index's pending list (until
+        then every keyword search reads it whole: 2 ms a word at 100k chunks, 0.03 ms after) and
+        refreshes the planner's statistics (HNSW or an exact scan, bitmap or sequential)."""
         with self._pool.connection() as conn:
-            conn.execute(sql.SQL("ANALYZE {}, {}").format(self._chunks, self._documents))
+            conn.execute(sql.SQL("VACUUM (ANALYZE) {}, {}").format(self._chunks, self._documents))
 
     def close(self) -> None:
         """Nothing to release: connections belong to the backend's pool."""
