@@ -2,7 +2,8 @@
 
 The shared tables are `docstack_schema_version` (which migrations ran) and `docstack_collections`
 (one row per collection: its model, its tables' number, its generation and the counts BM25 needs).
-Each collection has its own two tables, `docstack_chunks_<n>` and `docstack_documents_<n>`: a
+Each collection has its own tables, `docstack_chunks_<n>`, `docstack_documents_<n>` and
+`docstack_terms_<n>` (each word's document frequency): a
 `vector(dim)` column takes an HNSW index only at a fixed dimension, and collections differ in it.
 Migrations are an ordered list; each runs in its own transaction under an advisory lock, so two
 processes opening the same database at once apply it once."""
@@ -90,12 +91,17 @@ def documents_table(table_id: int) -> sql.Identifier:
     return sql.Identifier(f"docstack_documents_{table_id}")
 
 
+def terms_table(table_id: int) -> sql.Identifier:
+    return sql.Identifier(f"docstack_terms_{table_id}")
+
+
 def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension: int, language: str,
                              m: int, ef_construction: int) -> None:
     """A collection's tables and indexes. The keyword index is a tsvector generated from the
     section and text (what SQLite's FTS5 indexes), so no write can leave it behind."""
     words = sql.SQL("to_tsvector({}::regconfig, coalesce(section, '') || ' ' || text)").format(sql.Literal(language))
-    names = {"chunks": chunks_table(table_id), "documents": documents_table(table_id), "words": words,
+    names = {"chunks": chunks_table(table_id), "documents": documents_table(table_id), "terms": terms_table(table_id),
+             "words": words,
              "dim": sql.Literal(dimension), "m": sql.Literal(m), "efc": sql.Literal(ef_construction)}
     statements = [
         """CREATE TABLE {documents} (
@@ -130,6 +136,9 @@ def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension:
             tsv tsvector GENERATED ALWAYS AS ({words}) STORED,
             words integer GENERATED ALWAYS AS (docstack_words({words})) STORED
         )""",
+        # How many chunks hold each word (BM25's document frequency), kept by every write in its
+        # transaction, as FTS5 keeps it: counting them at search time visits every such chunk.
+        "CREATE TABLE {terms} (lexeme text PRIMARY KEY, chunks integer NOT NULL)",
         "CREATE INDEX ON {chunks} (path)",
         "CREATE INDEX ON {chunks} (source, page)",  # filters are counted from it alone
         "CREATE INDEX ON {chunks} USING gin (tsv)",
@@ -140,4 +149,5 @@ def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension:
 
 
 def drop_collection_tables(conn: psycopg.Connection, table_id: int) -> None:
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}").format(chunks_table(table_id), documents_table(table_id)))
+    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(chunks_table(table_id), documents_table(table_id),
+                                                                    terms_table(table_id)))

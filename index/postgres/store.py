@@ -23,7 +23,7 @@ from docstack.console import DocstackError
 from docstack.index.base import Document, DocumentRecord, Filters, IndexStats, Scored, StoredChunk
 from docstack.index.keywords import KEYWORD_POSTINGS_BUDGET, query_terms, rarest_within_budget
 from docstack.index.postgres.config import PostgresIndexConfig
-from docstack.index.postgres.schema import chunks_table, documents_table
+from docstack.index.postgres.schema import chunks_table, documents_table, terms_table
 
 # FTS5's bm25() constants, so that both backends rank keyword hits alike.
 BM25_K1 = 1.2
@@ -64,6 +64,7 @@ class PostgresIndex:
         self._generation = row.generation
         self._chunks = chunks_table(row.table_id)
         self._documents = documents_table(row.table_id)
+        self._terms = terms_table(row.table_id)
 
     @property
     def generation(self) -> int:
@@ -106,12 +107,10 @@ class PostgresIndex:
         if not terms:
             return []
         with self._pool.connection() as conn:
-            counts, total, words = self._term_counts(conn, " ".join(terms), KEYWORD_POSTINGS_BUDGET)
+            counts, total, words = self._term_counts(conn, " ".join(terms))
             kept = rarest_within_budget(counts, KEYWORD_POSTINGS_BUDGET) if counts else []
             if not kept:
                 return []
-            if counts[kept[0]] > KEYWORD_POSTINGS_BUDGET:  # every word is common: its idf needs the true count
-                counts[kept[0]] = self._count(conn, kept[0])
             idf = [_idf(total, counts[t]) for t in kept]
             where, args = _where(filters, prefix="AND")
             rows = conn.execute(sql.SQL(
@@ -128,27 +127,21 @@ class PostgresIndex:
                  " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
-    def _term_counts(self, conn, text: str, cap: int) -> tuple[dict[str, int], int, int]:
-        """The text's lexemes (as the collection's language stems them) -> chunks holding each,
-        counted up to just past `cap` (counting a common word's chunks cost most of a search), with
+    def _term_counts(self, conn, text: str) -> tuple[dict[str, int], int, int]:
+        """The text's lexemes (as the collection's language stems them) -> chunks holding each, with
         the collection's chunks and words: read in one statement, so from one snapshot."""
         lexemes = [r[0] for r in conn.execute("SELECT DISTINCT lexeme FROM unnest(to_tsvector(%s::regconfig, %s))",
                                               (self._language, text))]
         if not lexemes:
             return {}, 0, 0
         rows = conn.execute(sql.SQL(
-            "SELECT q.lexeme, (SELECT count(*) FROM (SELECT 1 FROM {} WHERE tsv @@ q.query::tsquery LIMIT %s) m), "
-            "k.chunk_count, k.word_count FROM unnest(%s::text[], %s::text[]) AS q(lexeme, query) "
+            "SELECT q.lexeme, coalesce(t.chunks, 0), k.chunk_count, k.word_count FROM unnest(%s::text[]) AS q(lexeme) "
+            "LEFT JOIN {} t ON t.lexeme = q.lexeme "
             "CROSS JOIN (SELECT chunk_count, word_count FROM docstack_collections WHERE id = %s) k").format(
-                self._chunks), (cap + 1, lexemes, [_tsquery_literal(x) for x in lexemes], self._table_id)).fetchall()
+                self._terms), (lexemes, self._table_id)).fetchall()
         if not rows:
             return {}, 0, 0
         return {r[0]: r[1] for r in rows}, rows[0][2], rows[0][3]
-
-    def _count(self, conn, lexeme: str) -> int:
-        (count,) = conn.execute(sql.SQL("SELECT count(*) FROM {} WHERE tsv @@ %s::tsquery").format(self._chunks),
-                                (_tsquery_literal(lexeme),)).fetchone()
-        return count
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         ids = [int(i) for i in ids]
@@ -215,6 +208,12 @@ class PostgresIndex:
         if (chunks, words) != (counted_chunks, counted_words):
             problems.append(f"keyword statistics say {counted_chunks} chunks of {counted_words} words, "
                             f"the table has {chunks} of {words}")
+        [(wrong,)] = self._read(sql.SQL(
+            "SELECT count(*) FROM (SELECT u.lexeme, count(*) AS n FROM {0} c, unnest(c.tsv) u GROUP BY u.lexeme) a "
+            "FULL JOIN (SELECT lexeme, chunks FROM {1} WHERE chunks <> 0) t USING (lexeme) "
+            "WHERE a.n IS DISTINCT FROM t.chunks").format(self._chunks, self._terms))
+        if wrong:
+            problems.append(f"keyword statistics are wrong for {wrong} words")
         invalid = self._read("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass "
                              "AND NOT indisvalid", (self._chunks.as_string(),))
         problems += [f"index {name} is invalid (an interrupted build): REINDEX it" for (name,) in invalid]
@@ -275,6 +274,8 @@ class PostgresIndex:
     def _insert(self, conn, doc: Document) -> tuple[int, int]:
         """COPY the document's chunks in; returns how many chunks and keyword-index words it added."""
         before = self._path_counts(conn, doc.path)
+        # Writers take turns (the collection's row lock), so the ids past this one are this write's.
+        (last,) = conn.execute(sql.SQL("SELECT coalesce(max(id), 0) FROM {}").format(self._chunks)).fetchone()
         verdicts = doc.safety if doc.safety is not None else [None] * len(doc.chunks)
         with conn.cursor() as cur, cur.copy(sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT BINARY)").format(
                 self._chunks, _CHUNK_COLUMNS)) as copy:
@@ -284,6 +285,10 @@ class PostgresIndex:
                                 hashlib.sha256(chunk.text.encode("utf-8")).hexdigest(),
                                 np.asarray(vector, dtype=np.float32), verdict))
         after = self._path_counts(conn, doc.path)
+        conn.execute(sql.SQL("INSERT INTO {0} (lexeme, chunks) SELECT u.lexeme, count(*) FROM {1} c, unnest(c.tsv) u "
+                             "WHERE c.id > %s GROUP BY u.lexeme "
+                             "ON CONFLICT (lexeme) DO UPDATE SET chunks = {0}.chunks + EXCLUDED.chunks").format(
+                                 self._terms, self._chunks), (last,))
         if doc.last:
             conn.execute(sql.SQL("INSERT INTO {} ({}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (path) DO "
                                  "UPDATE SET (source, sha256, pages, chunks, bytes, mtime, ingested_at) = "
@@ -299,8 +304,11 @@ class PostgresIndex:
 
     def _delete(self, conn, path: str) -> tuple[int, int]:
         [(gone, words)] = conn.execute(sql.SQL(
-            "WITH gone AS (DELETE FROM {} WHERE path = %s RETURNING words) "
-            "SELECT count(*), coalesce(sum(words), 0) FROM gone").format(self._chunks), (path,)).fetchall()
+            "WITH gone AS (DELETE FROM {0} WHERE path = %s RETURNING words, tsv), "
+            "lost AS (SELECT u.lexeme, count(*) AS n FROM gone, unnest(gone.tsv) u GROUP BY u.lexeme), "
+            "counted AS (UPDATE {1} t SET chunks = t.chunks - lost.n FROM lost WHERE t.lexeme = lost.lexeme) "
+            "SELECT count(*), coalesce(sum(words), 0) FROM gone").format(self._chunks, self._terms),
+            (path,)).fetchall()
         conn.execute(sql.SQL("DELETE FROM {} WHERE path = %s").format(self._documents), (path,))
         return int(gone), int(words)
 
