@@ -30,6 +30,16 @@ BM25_K1 = 1.2
 BM25_B = 0.75
 # A filter that leaves at most this many chunks is searched exactly (as the SQLite backend does).
 EXACT_FILTER_LIMIT = 20_000
+# BM25 of the chunks holding any kept query word. Parameters: the average chunk length, the words
+# (twice), their idf, the words as a tsquery, the filters' arguments, k. Each matching chunk's
+# tsvector gives only the query's words, picked out in C (marked weight A, then filtered):
+# unnesting the whole tsvector of every matching chunk cost most of the search.
+_BM25 = (f"SELECT c.id, sum(q.idf * u.tf * {BM25_K1 + 1} / (u.tf + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * c.words "
+         "/ %s::float8))) AS score "
+         "FROM {chunks} c CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf "
+         "FROM unnest(ts_filter(setweight(c.tsv, 'A', %s::text[]), '{{a}}'))) u "
+         "JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme "
+         "WHERE c.tsv @@ %s::tsquery {filters} GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s")
 _DOCUMENT_COLUMNS = sql.SQL("path, source, sha256, pages, chunks, bytes, mtime, ingested_at")
 _CHUNK_COLUMNS = sql.SQL('path, source, page, section, start, "end", text, hash, embedding, safety')
 _CHUNK_TYPES = ["text", "text", "int4", "text", "int4", "int4", "text", "text", "vector", "text"]
@@ -86,9 +96,10 @@ class PostgresIndex:
                 rows = conn.execute(query, [*args, vector, vector, k]).fetchall()
             else:
                 # ef_search bounds what one HNSW scan returns: at least k.
+                ef_search = min(1000, max(self._config.hnsw_ef_search, k))
                 conn.execute("SELECT set_config('hnsw.ef_search', %s, true), "
                              "set_config('hnsw.iterative_scan', %s, true)",
-                             (str(min(1000, max(self._config.hnsw_ef_search, k))), "strict_order" if filters else "off"))
+                             (str(ef_search), "strict_order" if filters else "off"))
                 query = sql.SQL("SELECT id, 1 - (embedding <=> %s) FROM {} {} ORDER BY embedding <=> %s "
                                 "LIMIT %s").format(self._chunks, where)
                 rows = conn.execute(query, [vector, *args, vector, k]).fetchall()
@@ -113,18 +124,9 @@ class PostgresIndex:
                 return []
             idf = [_idf(total, counts[t]) for t in kept]
             where, args = _where(filters, prefix="AND")
-            rows = conn.execute(sql.SQL(
-                "SELECT c.id, sum(q.idf * u.tf * %s::float8 / (u.tf + %s::float8 * (1 - %s::float8 + %s::float8 * c.words "
-                "/ %s::float8))) AS score "
-                "FROM {} c CROSS JOIN LATERAL (SELECT lexeme, cardinality(positions) AS tf FROM "
-                # Only the query's lexemes, picked out in C (marked weight A, then filtered): unnesting
-                # the whole tsvector of every matching chunk cost most of the search.
-                "unnest(ts_filter(setweight(c.tsv, 'A', %s::text[]), '{{a}}'))) u "
-                "JOIN unnest(%s::text[], %s::float8[]) AS q(lexeme, idf) ON q.lexeme = u.lexeme "
-                "WHERE c.tsv @@ %s::tsquery {} GROUP BY c.id ORDER BY score DESC, c.id LIMIT %s").format(
-                    self._chunks, where),
-                [BM25_K1 + 1, BM25_K1, BM25_B, BM25_B, max(words / max(total, 1), 1e-9), kept, kept, idf,
-                 " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
+            rows = conn.execute(sql.SQL(_BM25).format(chunks=self._chunks, filters=where),
+                                [max(words / max(total, 1), 1e-9), kept, kept, idf,
+                                 " | ".join(_tsquery_literal(t) for t in kept), *args, k]).fetchall()
         return [(int(i), float(s)) for i, s in rows]
 
     def _term_counts(self, conn, text: str) -> tuple[dict[str, int], int, int]:
