@@ -23,7 +23,7 @@ from docstack.index.base import Filters, IndexStats
 from docstack.index.embedder import Embedder
 from docstack.index.registry import open_backend
 from docstack.ingest.pipeline import IngestReport, ProgressCallback
-from docstack.library import DocumentInfo, Library
+from docstack.library import DocumentInfo, Library, MigrationReport
 from docstack.rag.answer import Answer, AnswerStream
 from docstack.rag.conversation import QuestionRewriter, Turn
 from docstack.rag.pipeline import (AnswerPipeline, Cite, Generate, Pack, Question, Retrieve, ScreenContext,
@@ -33,7 +33,7 @@ from docstack.rag.rerank import CrossEncoderReranker
 from docstack.rag.retrieve import Hit, Mode
 from docstack.safety.base import Verdict
 from docstack.safety.guard import Guard, NoGuard, SafetyStatus, Screened, Shields
-from docstack.settings import Settings
+from docstack.settings import Settings, without_password
 from docstack.stack import profiles
 from docstack.stack.backends import PullProgress
 from docstack.stack.catalogue import ModelSpec
@@ -119,6 +119,16 @@ class DocStack:
 
     def reindex(self, collection: str | None = None, on_progress: ProgressCallback | None = None) -> IngestReport:
         return self.library.reindex(collection, on_progress)
+
+    def migrate(self, to: str, collection: str | None = None) -> MigrationReport:
+        """Copy a collection to the index at URL `to` (postgresql://...) without embedding anything
+        again; point DOCSTACK_INDEX_URL at it afterwards."""
+        target = open_backend(self.settings.model_copy(update={"index_url": to}))
+        try:
+            target.names()  # a target that cannot be reached is named before any work
+            return self.library.migrate(target, without_password(to), collection)
+        finally:
+            getattr(target, "close", lambda: None)()
 
     def index_bytes(self, collection: str | None = None) -> int:
         """Disk space of a collection's index."""

@@ -137,6 +137,23 @@ def reindex(collection: Collection = None, as_json: AsJson = False) -> None:
 
 
 @app.command()
+def migrate(
+    to: Annotated[str, typer.Option("--to", metavar="URL", help="the target index, e.g. postgresql://user@host/db")],
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """Copy a collection to another index backend as stored (vectors and safety verdicts included)."""
+    report = _docstack(collection=collection).migrate(to)
+    if as_json:
+        _print_json(report.to_json())
+        return
+    console.print(f"copied {report.documents} documents, {report.chunks} chunks of collection {report.collection} "
+                  f"to {escape(report.target)} in {report.seconds:.1f}s"
+                  + (f" ({report.unchanged} already there)" if report.unchanged else ""))
+    console.print(f"[dim]search it there with DOCSTACK_INDEX_URL={escape(report.target)}[/dim]")
+
+
+@app.command()
 def search(
     query: Annotated[str, typer.Argument(help="what to look for")],
     collection: Collection = None,

@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from docstack.console import DocstackError
-from docstack.index.base import ChunkIndex, Filters, IndexBackend, IndexStats
+from docstack.index.base import Chunk, ChunkIndex, Document, DocumentRecord, Filters, IndexBackend, IndexStats
 from docstack.index.embedder import Embedder
 from docstack.ingest.chunker import Chunker
 from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
@@ -39,6 +42,21 @@ class DocumentInfo:
         return Path(self.source).name
 
 
+@dataclass(frozen=True)
+class MigrationReport:
+    """`docstack migrate`: what was copied to the target index, and what was there already."""
+
+    collection: str
+    target: str
+    documents: int
+    chunks: int
+    unchanged: int
+    seconds: float
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
 class Library:
     def __init__(self, settings: Settings, backend: IndexBackend, embedder: Embedder,
                  screen: Callable[[str], str] | None = None, reranker: CrossEncoderReranker | None = None):
@@ -58,7 +76,7 @@ class Library:
                 self._open[name].refresh()
                 return self._open[name]
             if not create and not self.backend.exists(name):
-                raise DocstackError(f"collection '{name}' does not exist under {self.settings.collections_dir}; "
+                raise DocstackError(f"collection '{name}' does not exist in {self.settings.index_location}; "
                                     f"add documents with `docstack ingest PATH --collection {name}`")
             self._open[name] = self.backend.open(name, self.embedder.name, self.embedder.dimension)
             return self._open[name]
@@ -116,6 +134,27 @@ class Library:
         self.backend.replace(name, staging)
         return report
 
+    def migrate(self, target: IndexBackend, where: str, collection: str | None = None) -> MigrationReport:
+        """Copy a collection to another backend as it is stored: chunks, vectors and the context
+        shield's verdicts, nothing embedded or screened again. One transaction per document; a
+        document already there with the same content is left as it is, so an interrupted copy
+        resumes where it stopped."""
+        start = time.monotonic()
+        name = self._name(collection)
+        source = self.index(name)
+        copy = target.open(name, source.model, source.dimension)
+        copied = chunks = unchanged = 0
+        for record in source.documents():
+            there = copy.document(record.path)
+            if there is not None and (there.sha256, there.chunks) == (record.sha256, record.chunks):
+                unchanged += 1
+                continue
+            document = _as_document(record, source.chunks(record.path))
+            copy.write([document])
+            copied, chunks = copied + 1, chunks + len(document.chunks)
+        copy.flush()
+        return MigrationReport(name, where, copied, chunks, unchanged, round(time.monotonic() - start, 2))
+
     def save_upload(self, name: str, data: bytes, collection: str | None = None) -> Path:
         """Keep an uploaded file under `home/uploads/<collection>/` so it can be ingested like any
         other file (and re-ingested, and previewed, later)."""
@@ -168,3 +207,11 @@ class Library:
         if not _COLLECTION_NAME.match(name):
             raise DocstackError(f"collection name '{name}' is not valid: use letters, digits, '.', '_' or '-'")
         return name
+
+
+def _as_document(record: DocumentRecord, stored: Sequence) -> Document:
+    """A stored document, ready to write elsewhere as it was."""
+    return Document(record.path, record.source, record.sha256, record.pages, record.bytes, record.mtime,
+                    [Chunk(c.text, c.page, c.section, c.start, c.end) for c in stored],
+                    np.vstack([c.vector for c in stored]) if stored else np.zeros((0, 0), dtype=np.float32),
+                    safety=[c.safety for c in stored])

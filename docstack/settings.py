@@ -4,6 +4,7 @@ prefixed ``DOCSTACK_`` override the defaults (``DOCSTACK_HOME``, ``DOCSTACK_STAC
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,11 @@ def _default_home() -> Path:
     return Path.home() / ".docstack"
 
 
+def without_password(url: str) -> str:
+    """A URL fit to print: `scheme://user:***@host/...`."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCSTACK_", extra="ignore", populate_by_name=True)
 
@@ -24,8 +30,16 @@ class Settings(BaseSettings):
     models_dir: Path = Field(default=None, description="where models are kept (default: $DOCSTACK_HOME/models)",
                              validate_default=False)
     collection: str = "default"
-    # Where collections live: sqlite:///path (default: $DOCSTACK_HOME/collections).
+    # Where collections live: sqlite:///path (default: $DOCSTACK_HOME/collections), or a PostgreSQL
+    # database with pgvector: postgresql://user:password@host:port/database.
     index_url: str | None = None
+    # PostgreSQL only: connections per process, the keyword index's text search configuration (for
+    # collections created from now on) and the HNSW index's build and search parameters.
+    index_pool_size: int = 4
+    index_text_language: str = "english"
+    index_hnsw_m: int = 16
+    index_hnsw_ef_construction: int = 64
+    index_hnsw_ef_search: int = 40
 
     # Ingestion. 200 word pieces stays under all-MiniLM-L6-v2's 256-token limit with room
     # for the special tokens, so nothing is cut silently at embedding time.
@@ -142,6 +156,11 @@ class Settings(BaseSettings):
     @property
     def collections_dir(self) -> Path:
         return self.home / "collections"
+
+    @property
+    def index_location(self) -> str:
+        """Where collections live, for messages: the index URL without its password, or the folder."""
+        return without_password(self.index_url) if self.index_url else str(self.collections_dir)
 
     @property
     def run_dir(self) -> Path:

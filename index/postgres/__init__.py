@@ -1,0 +1,1 @@
+"""The PostgreSQL + pgvector index backend."""
