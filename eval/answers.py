@@ -1,10 +1,20 @@
-"""Answer quality: does the answer contain an accepted answer, and does it abstain when it should."""
+"""Answer quality: does the answer contain an accepted answer, does it abstain when it should,
+and do its citations point at a passage that holds the answer.
+
+Accuracy comes three ways so that figures compare with published ones: `accuracy` (strict: the
+accepted string, case and spacing aside, inside the answer), `accuracy_normalised` (SQuAD's
+normalisation: lower case, no punctuation or articles, plus number words as digits, so "eight"
+matches "8") and `f1` (SQuAD's token F1 against the best accepted answer, markers removed)."""
 
 from __future__ import annotations
 
 import re
 import statistics
+import unicodedata
+from collections import Counter
 from collections.abc import Callable
+
+import numpy as np
 
 from docstack.console import DocstackError
 from docstack.eval.datasets import Question
@@ -14,6 +24,53 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().casefold()
 
 
+_NUMBER_WORDS = {w: str(n) for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())} | {w: str(10 * n) for n, w in enumerate(
+    "thirty forty fifty sixty seventy eighty ninety".split(), start=3)}
+
+
+def squad_tokens(text: str) -> list[str]:
+    """SQuAD's answer normalisation (lower case, punctuation and articles removed), as tokens,
+    with number words as digits and [n] markers dropped."""
+    text = re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", text.casefold())
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    return [_NUMBER_WORDS.get(t, t) for t in text.split() if t not in ("a", "an", "the")]
+
+
+def is_correct_normalised(answer: str, accepted: list[str]) -> bool:
+    said = " " + " ".join(squad_tokens(answer)) + " "
+    return any(" " + " ".join(squad_tokens(a)) + " " in said for a in accepted if squad_tokens(a))
+
+
+def f1(answer: str, accepted: list[str]) -> float:
+    said = squad_tokens(answer)
+    best = 0.0
+    for gold in (squad_tokens(a) for a in accepted):
+        common = sum((Counter(said) & Counter(gold)).values())
+        if common:
+            precision, recall = common / len(said), common / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def citation_figures(answered: list[tuple[Question, object]]) -> dict:
+    """Over answerable questions answered (not abstained): the share with at least one citation
+    whose passage holds an accepted answer, and the share of all their citations that do."""
+    def holds(citation, question: Question) -> bool:
+        return is_correct_normalised(citation.text, question.answers)
+
+    covered = sum(any(holds(c, q) for c in a.citations) for q, a in answered)
+    citations = [(c, q) for q, a in answered for c in a.citations]
+    return {
+        "citation_coverage": round(covered / max(1, len(answered)), 4),
+        "citation_precision": round(sum(holds(c, q) for c, q in citations) / max(1, len(citations)), 4),
+        "uncited_answers": round(sum(not a.citations for _, a in answered) / max(1, len(answered)), 4),
+        "answers_with_unsupported_sentences": round(
+            sum(bool(getattr(a, "unsupported", [])) for _, a in answered) / max(1, len(answered)), 4),
+    }
+
+
 def is_correct(answer: str, accepted: list[str]) -> bool:
     said = normalise(answer)
     return any(normalise(a) in said for a in accepted if a.strip())
@@ -21,30 +78,35 @@ def is_correct(answer: str, accepted: list[str]) -> bool:
 
 def evaluate(ask: Callable[[str], object], questions: list[Question],
              on_progress: Callable[[int, int], None] | None = None) -> dict:
-    """`ask(question)` returns a docstack Answer. Returns accuracy, abstention and latency figures."""
+    """`ask(question)` returns a docstack Answer. Returns accuracy, abstention, citation and latency figures."""
     rows = []
     for n, question in enumerate(questions, start=1):
         try:
-            answer = ask(question.text)
-            rows.append((question, answer.answer, answer.abstained, answer.seconds, None))
+            rows.append((question, ask(question.text), None))
         except DocstackError as exc:
-            rows.append((question, "", False, 0.0, str(exc)))
+            rows.append((question, None, str(exc)))
         if on_progress:
             on_progress(n, len(questions))
-    failed = [r for r in rows if r[4]]
-    answerable = [r for r in rows if r[0].answerable and not r[4]]
-    unanswerable = [r for r in rows if not r[0].answerable and not r[4]]
-    abstained = [r for r in rows if r[2]]
-    correct = [r for r in answerable if not r[2] and is_correct(r[1], r[0].answers)]
-    true_abstentions = [r for r in unanswerable if r[2]]
+    done = [(q, a) for q, a, error in rows if not error]
+    answerable = [(q, a) for q, a in done if q.answerable]
+    unanswerable = [(q, a) for q, a in done if not q.answerable]
+    abstained = [(q, a) for q, a in done if a.abstained]
+    answered = [(q, a) for q, a in answerable if not a.abstained]
+    true_abstentions = [(q, a) for q, a in unanswerable if a.abstained]
+    seconds = [a.seconds for _, a in done]
+    share = lambda part, whole: round(len(part) / max(1, len(whole)), 4)  # noqa: E731
     return {
         "questions": len(rows),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "accuracy": round(len(correct) / max(1, len(answerable)), 4),
-        "abstention_precision": round(len(true_abstentions) / max(1, len(abstained)), 4),
-        "abstention_recall": round(len(true_abstentions) / max(1, len(unanswerable)), 4),
-        "false_abstentions": round(sum(r[2] for r in answerable) / max(1, len(answerable)), 4),
-        "median_seconds": round(statistics.median([r[3] for r in rows if not r[4]] or [0.0]), 3),
-        "errors": [{"question": r[0].id, "error": r[4]} for r in failed][:10],
+        "accuracy": share([1 for q, a in answered if is_correct(a.answer, q.answers)], answerable),
+        "accuracy_normalised": share([1 for q, a in answered if is_correct_normalised(a.answer, q.answers)], answerable),
+        "f1": round(sum(f1(a.answer, q.answers) for q, a in answered) / max(1, len(answerable)), 4),
+        "abstention_precision": share(true_abstentions, abstained),
+        "abstention_recall": share(true_abstentions, unanswerable),
+        "false_abstentions": share([1 for _, a in answerable if a.abstained], answerable),
+        **citation_figures(answered),
+        "median_seconds": round(statistics.median(seconds or [0.0]), 3),
+        "p95_seconds": round(float(np.percentile(seconds, 95)), 3) if seconds else 0.0,
+        "errors": [{"question": q.id, "error": error} for q, _, error in rows if error][:10],
     }

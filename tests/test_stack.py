@@ -54,7 +54,7 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert set(answer) == {"answer", "citations", "model", "abstained", "seconds", "safety", "notices",
-                           "wait_seconds"}
+                           "wait_seconds", "unsupported"}
     assert answer["safety"] == {"blocked": False, "stage": None, "category": None, "shield": None, "redactions": 0,
                                 "dropped_chunks": 0}
     assert answer["notices"] == []  # the router's: nothing left out, no fallback

@@ -112,6 +112,19 @@ def _turn(answer_text: str, **extra) -> ChatTurn:
     return ChatTurn("Who services it?", "Who services the pump?", answer, [card])
 
 
+def test_a_markdown_passage_shows_as_one_quoted_line_with_its_sentence_in_view():
+    from docstack import Evidence
+    from docstack.ui.chat_page import BEFORE_CHARS, passage_html
+
+    before = "# Llama 3.2\n\n## Model Overview\n\n" + "Earlier text about other things. " * 30
+    card = Evidence(1, "models.md", None, None, before, "It has a 128K window.", "\n\n## Next\n\nMore.")
+    shown = passage_html(card)
+    assert "\n" not in shown and "#" not in shown  # one line: Markdown cannot render the headings
+    assert shown.startswith('<blockquote class="passage">… ') and "<mark>It has a 128K window.</mark>" in shown
+    assert len(shown.split("<mark>")[0]) < BEFORE_CHARS + 40  # the marked sentence comes early
+    assert "<br>Next<br>More." in shown
+
+
 def test_markdown_export_has_questions_answers_and_citations():
     text = to_markdown([_turn("Every 42 days [1].")], "plant")
     assert "## 1. Who services it?" in text and "*Searched as:* Who services the pump?" in text

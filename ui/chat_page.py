@@ -13,12 +13,39 @@ from docstack.ui.common import collection, docstack, options
 from docstack.ui.transcript import ChatTurn, blocked, history, timing, to_markdown
 
 _SOFT_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+_HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.M)
+# Text shown before and after the marked sentence: enough to read it in context, little enough
+# that the marked sentence is in view without scrolling the card.
+BEFORE_CHARS, AFTER_CHARS = 240, 360
 
 
 def passage_html(card: Evidence) -> str:
-    """The passage with its best sentence marked; a PDF's hard line breaks become spaces."""
-    before, match, after = (html.escape(_SOFT_BREAK.sub(" ", part)) for part in (card.before, card.match, card.after))
-    return f'<div class="passage" style="white-space: pre-line">{before}<mark>{match}</mark>{after}</div>'
+    """The passage as quoted text with its best sentence marked. A Markdown passage's headings
+    are plain text (they rendered at full size and pushed the marked sentence out of view), and
+    the HTML is one line: a blank line would end the HTML block and let Markdown in again."""
+    before, after = _last(card.before, BEFORE_CHARS), _first(card.after, AFTER_CHARS)
+    return (f'<blockquote class="passage">{_quoted(before)}<mark>{_quoted(card.match)}</mark>'
+            f"{_quoted(after)}</blockquote>")
+
+
+def _quoted(text: str) -> str:
+    text = html.escape(_SOFT_BREAK.sub(" ", _HEADING.sub("", text)))  # a PDF's hard line breaks become spaces
+    return _PARAGRAPH_BREAK.sub("<br>", text)
+
+
+def _last(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[-limit:]
+    return "… " + cut[cut.find(" ") + 1:]
+
+
+def _first(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    return cut[:cut.rfind(" ")] + " …"
 
 
 def show_card(card: Evidence, key: str) -> None:
@@ -47,6 +74,10 @@ def show_answer(turn: ChatTurn, number: int) -> None:
     elif answer.abstained:
         st.warning("Not answered: the documents do not contain the answer.")
     st.caption(timing(answer))
+    for note in answer.notices:
+        st.caption(f"Note: {note}")
+    for sentence in answer.unsupported:
+        st.caption(f"Not found in the passages: {sentence}")
     if turn.rewritten:
         with st.expander("Searched as (follow-up rewritten)"):
             st.write(turn.searched)
