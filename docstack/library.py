@@ -19,6 +19,7 @@ from docstack.index.base import Chunk, ChunkIndex, Document, DocumentRecord, Fil
 from docstack.index.embedder import Embedder
 from docstack.ingest.chunker import Chunker
 from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
+from docstack.ingest.ray_executor import RayExecutor
 from docstack.rag.rerank import CrossEncoderReranker
 from docstack.rag.retrieve import Hit, Mode, Retrieved, Retriever
 from docstack.settings import Settings
@@ -105,7 +106,9 @@ class Library:
                on_progress: ProgressCallback | None = None, sync: bool = False) -> IngestReport:
         """Add files and folders; with `sync`, also forget files gone from the given folders."""
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
-        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=self.screen)
+        executor = RayExecutor(self.settings.ray_address) if self.settings.ray_address else None
+        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=self.screen,
+                            executor=executor)
         return ingestor.run(paths, self.index(collection, create=True), on_progress, sync=sync)
 
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
