@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -169,7 +170,8 @@ class Library:
         folder = self.settings.home / "uploads" / collection
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / filename
-        partial = folder / f".{filename}.part"
+        # Unique per process and host: app replicas share the uploads folder.
+        partial = folder / f".{filename}.{socket.gethostname()}.{os.getpid()}.part"
         partial.write_bytes(data)
         os.replace(partial, target)
         return target
