@@ -56,6 +56,21 @@ def fill(index: ChunkIndex, n: int, vocab: list[str], seed: int) -> tuple[float,
     return time.perf_counter() - started, vectors
 
 
+def add_thousand(index: ChunkIndex, n: int, vocab: list[str], seed: int) -> float:
+    """Seconds to add one more 1,000-chunk document to the built collection, flush included: what
+    an ingest into a big collection pays per document."""
+    rng = np.random.default_rng(seed + 99)
+    vectors = SyntheticEmbeddings(rng).vectors(CHUNKS_PER_DOC)
+    ids = words(rng, CHUNKS_PER_DOC * WORDS_PER_CHUNK).reshape(CHUNKS_PER_DOC, WORDS_PER_CHUNK)
+    texts = [" ".join(vocab[w] for w in row) for row in ids]
+    started = time.perf_counter()
+    index.write([Document("/bench/added.txt", "added.txt", "a" * 64, CHUNKS_PER_DOC // 10,
+                          sum(len(t) + 1 for t in texts), 1_800_000_000.0,
+                          [Chunk(t, i // 10 + 1, None, 0, len(t)) for i, t in enumerate(texts)], vectors)])
+    index.flush()
+    return round(time.perf_counter() - started, 2)
+
+
 def dense_recall(index: ChunkIndex, vectors: np.ndarray, probes: np.ndarray, k: int = 10) -> float:
     """Share of the exact top k (by cosine over `vectors`) that the index's dense search returns;
     chunk ids are compared through their vectors, the backends number chunks differently."""
@@ -86,8 +101,9 @@ def run(name: str, index: ChunkIndex, n: int, vocab, embedder, queries, seed: in
     probes = vectors[np.random.default_rng(seed + 1).choice(n, 50, replace=False)] + 0.05 * \
         np.random.default_rng(seed + 2).standard_normal((50, vectors.shape[1])).astype(np.float32)
     probes /= np.linalg.norm(probes, axis=1, keepdims=True)
-    return {"build_s": round(built, 1), "size_mb": round(index.size_bytes() / 2**20, 1),
-            "dense_recall@10": dense_recall(index, vectors, probes), **measure(index, embedder, queries)}
+    measured = {"build_s": round(built, 1), "size_mb": round(index.size_bytes() / 2**20, 1),
+                "dense_recall@10": dense_recall(index, vectors, probes), **measure(index, embedder, queries)}
+    return {**measured, "add_1000_chunks_s": add_thousand(index, n, vocab, seed)}
 
 
 def main() -> None:
