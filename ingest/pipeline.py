@@ -271,7 +271,7 @@ class Ingestor:
         """This ingestor's embedding and chunking as plain data, for building it again elsewhere."""
         e, c = self.embedder, self.chunker
         if not isinstance(e, Embedder):
-            raise DocstackError("only a named embedding model can be rebuilt on other machines")
+            raise DocstackError("only a named embedding model can run on other machines: ingest without --ray")
         return Recipe(e.name, e.batch_size, str(e.models_dir) if e.models_dir else None, e.precision,
                       c.chunk_tokens, c.overlap)
 
