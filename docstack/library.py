@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -19,6 +20,7 @@ from docstack.index.base import Chunk, ChunkIndex, Document, DocumentRecord, Fil
 from docstack.index.embedder import Embedder
 from docstack.ingest.chunker import Chunker
 from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
+from docstack.ingest.ray_executor import RayExecutor
 from docstack.rag.rerank import CrossEncoderReranker
 from docstack.rag.retrieve import Hit, Mode, Retrieved, Retriever
 from docstack.settings import Settings
@@ -105,7 +107,9 @@ class Library:
                on_progress: ProgressCallback | None = None, sync: bool = False) -> IngestReport:
         """Add files and folders; with `sync`, also forget files gone from the given folders."""
         chunker = Chunker(self.embedder.count_tokens, self.settings.chunk_tokens, self.settings.chunk_overlap)
-        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=self.screen)
+        executor = RayExecutor(self.settings.ray_address) if self.settings.ray_address else None
+        ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=self.screen,
+                            executor=executor)
         return ingestor.run(paths, self.index(collection, create=True), on_progress, sync=sync)
 
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
@@ -166,7 +170,8 @@ class Library:
         folder = self.settings.home / "uploads" / collection
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / filename
-        partial = folder / f".{filename}.part"
+        # Unique per process and host: app replicas share the uploads folder.
+        partial = folder / f".{filename}.{socket.gethostname()}.{os.getpid()}.part"
         partial.write_bytes(data)
         os.replace(partial, target)
         return target

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # faster than float32 there, vectors within cosine 0.9999 of it; float32 elsewhere.
     embed_precision: Literal["auto", "float32", "bfloat16"] = "auto"
     write_batch: int = 512
+    # A Ray cluster to parse, chunk and embed files on (host:port of its head, ray://host:port, or
+    # "auto"); this process still writes. None: worker processes on this machine.
+    ray_address: str | None = None
 
     # Answering. `top_k` passages for a search; `ask_k` packed into an answer's prompt: the small
     # embedded model reads prompts at ~90 tokens/s here, so each 200-token passage costs ~2 s.

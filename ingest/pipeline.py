@@ -1,13 +1,16 @@
 """Files in, chunks with embeddings in a collection out: read -> chunk -> embed -> store.
 
 Unchanged files are recognised by size and mtime, then by content hash, before any parsing.
-Each file's reader plans it into parts (a large PDF into page ranges); the parts are parsed in
-worker processes while the main process chunks, embeds and writes; a large file is written in
-parts so memory stays bounded."""
+Each file's reader plans it into parts (a large PDF into page ranges). An executor turns the
+files to read into their embedded documents: `LocalExecutor` parses parts in worker processes
+while this process chunks and embeds; `docstack.ingest.ray_executor.RayExecutor` parses, chunks
+and embeds whole files as Ray tasks. Either way this process screens and writes, in file order,
+through the index backend; a large file is written in parts so memory stays bounded."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import logging
 import multiprocessing
@@ -22,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,7 +87,7 @@ ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass(frozen=True)
-class _Pending:
+class Pending:
     """A file that needs parsing: what the store will record about it."""
 
     path: Path
@@ -92,6 +95,56 @@ class _Pending:
     sha256: str
     size: int
     mtime: float
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress within a file, after an embedding step: its chunks and the page reached so far,
+    and the share of it done."""
+
+    chunks: int
+    pages: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last event of a file prepared elsewhere (a Ray task): its reader's warnings, and the
+    one-line error that failed it, if any."""
+
+    warnings: list[str]
+    error: str | None = None
+
+
+@dataclass
+class Prepared:
+    """A file on its way to the index: its documents (at most PART_CHUNKS chunks each) with
+    progress steps between them, as they are embedded. Iterating `events` raises DocstackError
+    where the file fails; `warnings` is complete once it has been iterated."""
+
+    pending: Pending
+    held: bool  # written only once whole (see `_File.held`)
+    events: Iterator[Document | Step]
+    warnings: list[str]
+
+
+class Executor(Protocol):
+    """Turns the files to read into `Prepared` files, in order: where parsing and embedding run."""
+
+    def prepare(self, ingestor: Ingestor, todo: list[Pending]) -> Iterator[Prepared]: ...
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an ingestor embeds and chunks, as plain data: enough to build the same one elsewhere
+    (a Ray worker) without sending the model."""
+
+    model: str
+    batch_size: int
+    models_dir: str | None
+    precision: str
+    chunk_tokens: int
+    overlap: int
 
 
 def discover(paths: Iterable[Path | str], report: IngestReport) -> list[Path]:
@@ -153,7 +206,7 @@ def parse_part(part: Part) -> _Parsed:
 class _File:
     """A file being read: its reader, its parts, and their parsed results as workers finish them."""
 
-    pending: _Pending
+    pending: Pending
     reader: Reader
     parts: list[Part]
     results: Iterator[_Parsed]
@@ -207,12 +260,20 @@ def _exit_with_parent() -> None:
 
 class Ingestor:
     def __init__(self, embedder: Embedder, chunker: Chunker, workers: int | None = None, write_batch: int = 512,
-                 screen: Callable[[str], str] | None = None):
+                 screen: Callable[[str], str] | None = None, executor: Executor | None = None):
         self.embedder = embedder
         self.chunker = chunker
         self.screen = screen  # the context shield: a chunk's text -> its stored verdict
-        self.workers = workers or min(4, os.cpu_count() or 1)
+        self.executor = executor or LocalExecutor(workers or min(4, os.cpu_count() or 1))
         self.write_batch = write_batch  # chunks gathered across small files before one transaction
+
+    def recipe(self) -> Recipe:
+        """This ingestor's embedding and chunking as plain data, for building it again elsewhere."""
+        e, c = self.embedder, self.chunker
+        if not isinstance(e, Embedder):
+            raise DocstackError("only a named embedding model can run on other machines: ingest without --ray")
+        return Recipe(e.name, e.batch_size, str(e.models_dir) if e.models_dir else None, e.precision,
+                      c.chunk_tokens, c.overlap)
 
     def run(self, paths: Iterable[Path | str], store: ChunkIndex, on_progress: ProgressCallback | None = None,
             sync: bool = False) -> IngestReport:
@@ -223,32 +284,16 @@ class Ingestor:
         todo = self._triage(files, store, report)
         done = len(files) - len(todo)
         batch: list[Document] = []
-        for file in self._parse(todo):
-            pending = file.pending
-            held: list[Document] = []
-            file_chunks = 0
-
-            def step(chunks: int, pages: int, share: float) -> None:  # called within this iteration
+        for prepared in self.executor.prepare(self, todo):
+            def step(s: Step, path: str = str(prepared.pending.path)) -> None:
                 if on_progress:
-                    on_progress(Progress(done, len(files), report.pages + pages, report.chunks + chunks,
-                                         str(pending.path), share))
+                    on_progress(Progress(done, len(files), report.pages + s.pages, report.chunks + s.chunks,
+                                         path, s.share))
 
-            try:
-                for part in self._documents(file, step):
-                    held.append(part)
-                    file_chunks += len(part.chunks)
-                    if not file.held:
-                        batch, held = self._write_when_full(store, batch + held), []
-                batch = self._write_when_full(store, batch + held)
-                report.files += 1
-                report.pages += part.pages
-                report.chunks += file_chunks
-            except DocstackError as exc:
-                report.fail(pending.path, str(exc))
-            report.warnings += [{"path": str(pending.path), "warning": w} for w in file.warnings]
+            batch = self._take(prepared, store, batch, report, step)
             done += 1
             if on_progress:
-                on_progress(Progress(done, len(files), report.pages, report.chunks, str(pending.path)))
+                on_progress(Progress(done, len(files), report.pages, report.chunks, str(prepared.pending.path)))
         if batch:
             store.write(batch)
         if sync:
@@ -257,15 +302,45 @@ class Ingestor:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
+    def _take(self, prepared: Prepared, store: ChunkIndex, batch: list[Document], report: IngestReport,
+              step: Callable[[Step], None]) -> list[Document]:
+        """Screen and write one prepared file's documents (gathered into `batch` with small files');
+        returns the batch still to write. A failed file is reported, none of it written from here."""
+        held: list[Document] = []
+        chunks = pages = 0
+        try:
+            for event in prepared.events:
+                if isinstance(event, Step):
+                    step(event)
+                    continue
+                held.append(self._screened(event))
+                chunks, pages = chunks + len(event.chunks), event.pages
+                if not prepared.held:
+                    batch, held = self._write_when_full(store, batch + held), []
+            batch = self._write_when_full(store, batch + held)
+            report.files += 1
+            report.pages += pages
+            report.chunks += chunks
+        except DocstackError as exc:
+            report.fail(prepared.pending.path, str(exc))
+            batch = [d for d in batch if d.path != prepared.pending.key]
+        report.warnings += [{"path": str(prepared.pending.path), "warning": w} for w in prepared.warnings]
+        return batch
+
+    def _screened(self, document: Document) -> Document:
+        if not self.screen:
+            return document
+        return dataclasses.replace(document, safety=[self.screen(c.text) for c in document.chunks])
+
     def _write_when_full(self, store: ChunkIndex, batch: list[Document]) -> list[Document]:
         if sum(len(d.chunks) for d in batch) < self.write_batch:
             return batch
         store.write(batch)
         return []
 
-    def _triage(self, files: list[Path], store: ChunkIndex, report: IngestReport) -> list[_Pending]:
+    def _triage(self, files: list[Path], store: ChunkIndex, report: IngestReport) -> list[Pending]:
         """The files that need parsing; unchanged files, duplicates and unreadable ones are settled here."""
-        todo: list[_Pending] = []
+        todo: list[Pending] = []
         seen_hashes: dict[str, str] = {}
         for path in files:
             try:
@@ -295,10 +370,69 @@ class Ingestor:
                 report.duplicates += 1
                 continue
             seen_hashes[sha] = key
-            todo.append(_Pending(path, key, sha, info.st_size, info.st_mtime))
+            todo.append(Pending(path, key, sha, info.st_size, info.st_mtime))
         return todo
 
-    def _parse(self, todo: list[_Pending]) -> Iterator[_File]:
+    def documents(self, file: _File) -> Iterator[Document | Step]:
+        """The file's chunks with their embeddings, in parts of at most PART_CHUNKS, with a `Step`
+        after each embedding step: what is done of this file so far."""
+        records: Iterable[Record] = file.records()
+        pages = file.reader.pages(file.parts)
+        if pages is None:  # a file in one part: its records are in memory already
+            records = list(records)
+            pages = max((r.page or 0 for r in records), default=0)
+        pages = pages or 1
+        chunks: list[Chunk] = []
+        vectors = np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        first, total = True, 0
+        for step in itertools.batched(self._chunks(records), EMBED_STEP):
+            chunks += step
+            vectors = np.vstack([vectors, self.embedder.embed([c.text for c in step])])
+            total += len(step)
+            if step[-1].page:
+                yield Step(total, step[-1].page, min(0.99, step[-1].page / pages))  # 1: written
+            while len(chunks) >= PART_CHUNKS:
+                yield self._document(file.pending, pages, chunks[:PART_CHUNKS], vectors[:PART_CHUNKS], first,
+                                     last=False)
+                chunks, vectors, first = chunks[PART_CHUNKS:], vectors[PART_CHUNKS:], False
+        if first and not chunks:
+            raise DocstackError(file.reader.empty)
+        yield self._document(file.pending, pages, chunks, vectors, first, last=True)
+
+    def _chunks(self, records: Iterable[Record]) -> Iterator[Chunk]:
+        """Chunks with offsets into their record's full text."""
+        for record, offset in _bounded(records):
+            for chunk in self.chunker.run([record]):
+                yield dataclasses.replace(chunk, start=chunk.start + offset, end=chunk.end + offset)
+
+    @staticmethod
+    def _document(p: Pending, pages: int, chunks: list[Chunk], vectors: np.ndarray, first: bool,
+                  last: bool) -> Document:
+        return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last)
+
+    @staticmethod
+    def _remove_missing(paths: list[Path], files: list[Path], store: ChunkIndex) -> int:
+        """Forget documents under the synced folders that are no longer there."""
+        roots = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
+        present = {str(f.resolve()) for f in files}
+        gone = [d.path for d in store.documents()
+                if d.path not in present and any(d.path.startswith(r) for r in roots)]
+        for path in gone:
+            store.remove(path)
+        return len(gone)
+
+
+class LocalExecutor:
+    """Parts parsed in worker processes on this machine, chunked and embedded in this process."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def prepare(self, ingestor: Ingestor, todo: list[Pending]) -> Iterator[Prepared]:
+        for file in self._parse(todo):
+            yield Prepared(file.pending, file.held, ingestor.documents(file), file.warnings)
+
+    def _parse(self, todo: list[Pending]) -> Iterator[_File]:
         """The files in order, each with its parts' results arriving as they are parsed. With more
         than one part in all, parts are parsed in worker processes, a bounded number ahead."""
         files = [(pending, reader_for(pending.path)) for pending in todo]
@@ -315,53 +449,28 @@ class Ingestor:
                                  initializer=_exit_with_parent) as pool:
             yield from _files(files, plans, tasks, _ahead(pool, tasks, 2 * self.workers))
 
-    def _documents(self, file: _File, on_step: Callable[[int, int, float], None] | None = None) -> Iterator[Document]:
-        """The file's chunks with their embeddings, in parts of at most PART_CHUNKS. After each
-        embedding step, `on_step(chunks, pages, share)`: what is done of this file so far."""
-        records: Iterable[Record] = file.records()
-        pages = file.reader.pages(file.parts)
-        if pages is None:  # a file in one part: its records are in memory already
-            records = list(records)
-            pages = max((r.page or 0 for r in records), default=0)
-        pages = pages or 1
-        chunks: list[Chunk] = []
-        vectors = np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        first, total = True, 0
-        for step in itertools.batched(self._chunks(records), EMBED_STEP):
-            chunks += step
-            vectors = np.vstack([vectors, self.embedder.embed([c.text for c in step])])
-            total += len(step)
-            if on_step and step[-1].page:
-                on_step(total, step[-1].page, min(0.99, step[-1].page / pages))  # 1: written
-            while len(chunks) >= PART_CHUNKS:
-                yield self._document(file.pending, pages, chunks[:PART_CHUNKS], vectors[:PART_CHUNKS], first,
-                                     last=False)
-                chunks, vectors, first = chunks[PART_CHUNKS:], vectors[PART_CHUNKS:], False
-        if first and not chunks:
-            raise DocstackError(file.reader.empty)
-        yield self._document(file.pending, pages, chunks, vectors, first, last=True)
 
-    def _chunks(self, records: Iterable[Record]) -> Iterator[Chunk]:
-        """Chunks with offsets into their record's full text."""
-        for record, offset in _bounded(records):
-            for chunk in self.chunker.run([record]):
-                yield dataclasses.replace(chunk, start=chunk.start + offset, end=chunk.end + offset)
+@functools.cache
+def _rebuilt(recipe: Recipe) -> Ingestor:
+    """The ingestor a recipe describes, built once per worker process (loading the model takes
+    seconds; a Ray worker runs many files)."""
+    embedder = Embedder(recipe.model, recipe.batch_size, Path(recipe.models_dir) if recipe.models_dir else None,
+                        recipe.precision)
+    chunker = Chunker(embedder.count_tokens, recipe.chunk_tokens, recipe.overlap)
+    return Ingestor(embedder, chunker, workers=1)
 
-    def _document(self, p: _Pending, pages: int, chunks: list[Chunk], vectors: np.ndarray, first: bool,
-                  last: bool) -> Document:
-        safety = [self.screen(c.text) for c in chunks] if self.screen else None
-        return Document(p.key, str(p.path), p.sha256, pages, p.size, p.mtime, chunks, vectors, first, last, safety)
 
-    @staticmethod
-    def _remove_missing(paths: list[Path], files: list[Path], store: ChunkIndex) -> int:
-        """Forget documents under the synced folders that are no longer there."""
-        roots = [str(p.resolve()) + os.sep for p in paths if p.is_dir()]
-        present = {str(f.resolve()) for f in files}
-        gone = [d.path for d in store.documents()
-                if d.path not in present and any(d.path.startswith(r) for r in roots)]
-        for path in gone:
-            store.remove(path)
-        return len(gone)
+def prepare_whole(recipe: Recipe, pending: Pending, parts: list[Part]) -> Iterator[Document | Step | Finished]:
+    """One file read, chunked and embedded here, its parts parsed one after another: what a Ray
+    task runs. Ends with `Finished`, carrying the warnings and the error rather than raising, so
+    that they arrive as they would from a local worker."""
+    file = _File(pending, reader_for(pending.path), parts, map(parse_part, parts))
+    try:
+        yield from _rebuilt(recipe).documents(file)
+    except DocstackError as exc:
+        yield Finished(file.warnings, str(exc))
+        return
+    yield Finished(file.warnings)
 
 
 def _ahead(pool: ProcessPoolExecutor, tasks: list[_Task], window: int) -> Iterator[_Parsed]:
@@ -375,7 +484,7 @@ def _ahead(pool: ProcessPoolExecutor, tasks: list[_Task], window: int) -> Iterat
         yield futures.popleft().result()
 
 
-def _files(files: list[tuple[_Pending, Reader]], plans: list[list[Part]], tasks: list[_Task],
+def _files(files: list[tuple[Pending, Reader]], plans: list[list[Part]], tasks: list[_Task],
            results: Iterable[_Parsed]) -> Iterator[_File]:
     """One `_File` per file, in order, its results drawn as its records are read. A file whose
     part failed is skipped to its end by groupby."""

@@ -125,11 +125,15 @@ class ServiceManager:
         except (FileNotFoundError, ValueError):
             return None
 
+    # Named by host: a process id means something only in the PID namespace that wrote it, and
+    # app replicas (compose's `deploy.replicas`) share one DOCSTACK_HOME; with one `ui.pid`, a
+    # second replica read the first one's pid as its own and, finding it unhealthy, killed that
+    # number in its own namespace.
     def _pidfile(self, name: str) -> Path:
-        return self.run_dir / f"{name}.pid"
+        return self.run_dir / f"{name}@{socket.gethostname()}.pid"
 
     def _log(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
+        return self.log_dir / f"{name}@{socket.gethostname()}.log"
 
 
 def _alive(pid: int) -> bool:

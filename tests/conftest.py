@@ -91,3 +91,16 @@ def postgres_url(postgres_server, request) -> str:
 
 
 _databases = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def ray_head():
+    """A real local Ray head bound to 127.0.0.1 with 2 CPUs, for the whole session."""
+    from tests.ray_server import CannotStart, RayHead
+
+    try:
+        head = RayHead().start()
+    except CannotStart as error:
+        pytest.skip(f"no Ray cluster for the tests: {error}")
+    yield head
+    head.stop()

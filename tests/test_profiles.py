@@ -3,6 +3,7 @@ starting a stack: Ollama and OpenAI-compatible servers are fakes speaking their 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -317,3 +318,28 @@ def test_docker_compose_config_passes_through_the_docker_cli(tmp_path):
     result = subprocess.run(["docker", "compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                             env={**os.environ, "DOCKER_CONFIG": str(tmp_path)}, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_compose_runs_two_stateless_app_replicas_on_postgresql_behind_one_address():
+    result = subprocess.run([str(compose_binary()), "config", "--format", "json"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("pgvector/pgvector:")
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert [v["target"] for v in postgres["volumes"]] == ["/var/lib/postgresql/data"]
+
+    ui, stack, proxy = services["ui"], services["stack"], services["proxy"]
+    assert ui["deploy"]["replicas"] == 2 and not ui.get("ports")
+    for service in (ui, stack):  # the app reads where `docker compose exec stack docstack ingest` writes
+        assert service["environment"]["DOCSTACK_INDEX_URL"].startswith("postgresql://docstack:")
+        assert service["environment"]["DOCSTACK_INDEX_URL"].endswith("@postgres:5432/docstack")
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # Uploads, previews and the model queue live on one volume every docstack container shares.
+    assert {v["source"] for v in ui["volumes"] if v["target"] == "/data"} == {"docstack-data"}
+    assert {v["source"] for v in stack["volumes"] if v["target"] == "/data"} == {"docstack-data"}
+    assert [p["published"] for p in proxy["ports"]] == ["8501"]
+    assert proxy["depends_on"]["ui"]["condition"] == "service_healthy"
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "server ui:8501;" in nginx and "ip_hash;" in nginx and "Upgrade $http_upgrade" in nginx
