@@ -6,9 +6,8 @@ import pytest
 
 from docstack.eval import harness
 from docstack.eval.answers import citation_figures, evaluate, f1, is_correct, is_correct_normalised
-from docstack.eval.datasets import Question
-from docstack.rag.answer import Answer, Citation
 from docstack.eval.datasets import Question, load
+from docstack.rag.answer import Answer, Citation
 from docstack.eval.retrieval import metrics, ranked_gains
 
 
