@@ -18,6 +18,7 @@ import numpy as np
 
 from docstack.console import DocstackError
 from docstack.eval.datasets import Question
+from docstack.text import without_markers
 
 
 def normalise(text: str) -> str:
@@ -33,7 +34,7 @@ _NUMBER_WORDS = {w: str(n) for n, w in enumerate(
 def squad_tokens(text: str) -> list[str]:
     """SQuAD's answer normalisation (lower case, punctuation and articles removed), as tokens,
     with number words as digits and [n] markers dropped."""
-    text = re.sub(r"\[\d+(?:\s*[,;]\s*\d+)*\]", " ", text.casefold())
+    text = without_markers(text).casefold()
     text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
     return [_NUMBER_WORDS.get(t, t) for t in text.split() if t not in ("a", "an", "the")]
 

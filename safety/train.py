@@ -3,9 +3,9 @@ wheels, deterministically, and write its provenance beside it.
 
 Train splits only go into the fit; the threshold is the lowest score whose false refusals stay
 within each validation split's allowance (safety/corpora.py); the test splits are only measured.
-docstack's own small sets weigh 10 times an external text: without that, 15,000 external texts
-drown its 227 conversational turns and the model refused 48 of the 260 held-out greetings and
-thanks (9 with the weight)."""
+docstack's own small sets (about 1,000 texts) weigh 10 times an external text, so that 15,000
+external texts, whose benign side is trivia and chit-chat, do not drown what a document Q&A app
+is asked: greetings, thanks, "Summarise the onboarding steps."."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Real PDF files for tests, written with reportlab: one page per string."""
+"""Real PDF files for tests, written with reportlab: one page per string; and the small corpus
+several ingest tests share."""
 
 from __future__ import annotations
 
@@ -28,3 +29,13 @@ def write_pdf(path: Path, pages: list[str], title: str = "") -> Path:
         pdf.showPage()
     pdf.save()
     return path
+
+
+def write_manual_and_notes(root: Path) -> Path:
+    """A two-page PDF manual (the pump schedule on page 2) and Markdown notes, in `root`."""
+    write_pdf(root / "manual.pdf", [
+        "Chapter one explains how to unpack the device and check the parts list.",
+        "The Zephyr-9 pump must be serviced every 42 days by the maintenance crew.",
+    ])
+    (root / "notes.md").write_text("# Notes\n\n## Lunch\n\nThe canteen serves soup on Fridays.\n")
+    return root

@@ -8,17 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_cli
-from tests.pdfs import write_pdf
+from tests.pdfs import write_manual_and_notes
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    write_pdf(root / "manual.pdf", [
-        "Chapter one explains how to unpack the device and check the parts list.",
-        "The Zephyr-9 pump must be serviced every 42 days by the maintenance crew.",
-    ])
-    (root / "notes.md").write_text("# Notes\n\n## Lunch\n\nThe canteen serves soup on Fridays.\n")
+    root = write_manual_and_notes(tmp_path_factory.mktemp("corpus"))
     return root
 
 

@@ -19,17 +19,12 @@ from docstack.ingest.pipeline import Finished, Pending, Recipe, prepare_whole
 from docstack.ingest.readers import Part
 from tests.conftest import SHARED_MODELS, run_cli
 from tests.test_crash import kill_while_writing
-from tests.pdfs import write_pdf
+from tests.pdfs import write_manual_and_notes
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    write_pdf(root / "manual.pdf", [
-        "Chapter one explains how to unpack the device and check the parts list.",
-        "The Zephyr-9 pump must be serviced every 42 days by the maintenance crew.",
-    ])
-    (root / "notes.md").write_text("# Notes\n\n## Lunch\n\nThe canteen serves soup on Fridays.\n")
+    root = write_manual_and_notes(tmp_path_factory.mktemp("corpus"))
     (root / "broken.pdf").write_bytes(b"%PDF-1.7 truncated")
     return root
 

@@ -68,14 +68,13 @@ TURNS = {
 }
 
 
-def main() -> None:
-    out = Path(__file__).with_name("conversational.jsonl")
-    with out.open("w", encoding="utf-8") as f:
-        for category, texts in TURNS.items():
-            for text in texts:
-                f.write(json.dumps({"kind": "benign", "category": f"conversation: {category}", "text": text},
-                                   ensure_ascii=False) + "\n")
+def cases() -> list[dict]:
+    return [{"kind": "benign", "category": f"conversation: {category}", "text": text}
+            for category, texts in TURNS.items() for text in texts]
 
 
 if __name__ == "__main__":
-    main()
+    path = Path(__file__).with_name("conversational.jsonl")
+    rows = cases()
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"{path}: {len(rows)} benign")
