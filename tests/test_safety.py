@@ -113,6 +113,21 @@ def test_attacks_in_other_languages_are_blocked(guard):
     assert len(refused) <= 0.05 * len(benign), refused
 
 
+# README's "Measured" line and docs/safety.md: the whole input stage on the external test splits,
+# (blocked, false refusals). The shields are fixed models; the tolerance covers a score that lands
+# on the other side of the threshold with another CPU's arithmetic.
+README_EXTERNAL = {"s-labs:test": (0.851, 0.007), "neuralchemy:test": (0.960, 0.046)}
+
+
+@pytest.mark.parametrize("name", README_EXTERNAL)
+def test_the_external_test_splits_give_the_readmes_figures(guard, name):
+    cases = safety_eval.named_cases(name)
+    blocked = {kind: [guard.check_input(c["text"]).blocked for c in cases if c["kind"] == kind]
+               for kind in ("attack", "benign")}
+    rates = tuple(sum(flags) / len(flags) for flags in (blocked["attack"], blocked["benign"]))
+    assert rates == pytest.approx(README_EXTERNAL[name], abs=0.005), rates
+
+
 def test_training_is_deterministic_and_writes_its_provenance(tmp_path, embedder):
     from docstack.safety import classifier, train
 
