@@ -47,6 +47,7 @@ class Document:
     first: bool = True
     last: bool = True
     safety: Sequence[str | None] | None = None  # per chunk: the context shield's verdict
+    structure: dict | None = None  # the last part: section tree, page labels (ingest.structure)
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,24 @@ class ChunkIndex(Protocol):
 
     def keyword_search(self, query: str, k: int, filters: Filters | None = None) -> Scored:
         """The k best chunks for the query's words by BM25 (higher is better)."""
+
+    def containing(self, phrase: str, filters: Filters | None = None) -> list[int]:
+        """Every chunk (not the top k) whose text may hold the phrase, in document order: the
+        keyword index's candidates, a superset the caller checks against the text."""
+
+    def structure(self, path: str) -> dict | None:
+        """The document's section tree and page labels (JSON of docstack.ingest.structure)."""
+
+    def get_state(self, kind: str, key: str) -> dict | None:
+        """A stored JSON value: long jobs and their checkpointed results live here."""
+
+    def put_state(self, kind: str, key: str, value: dict) -> None: ...
+
+    def states(self, kind: str) -> dict[str, dict]:
+        """All values of a kind, oldest update first."""
+
+    def delete_state(self, kind: str, key: str | None = None) -> None:
+        """Forget one value, or with no key all of a kind."""
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks of `ids` that exist, with their vectors and stored verdicts, in one read."""

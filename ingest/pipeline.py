@@ -35,6 +35,7 @@ from docstack.index.base import Chunk, ChunkIndex, Document
 from docstack.index.embedder import Embedder
 from docstack.ingest.chunker import Chunker
 from docstack.ingest.readers import Part, Reader, Record, reader_for, supported
+from docstack.ingest.structure import OutlineBuilder
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,8 @@ class Ingestor:
     def documents(self, file: _File) -> Iterator[Document | Step]:
         """The file's chunks with their embeddings, in parts of at most PART_CHUNKS, with a `Step`
         after each embedding step: what is done of this file so far."""
-        records: Iterable[Record] = file.records()
+        structure = OutlineBuilder(file.reader.outline(file.pending.path))
+        records: Iterable[Record] = _watched(file.records(), structure)
         pages = file.reader.pages(file.parts)
         if pages is None:  # a file in one part: its records are in memory already
             records = list(records)
@@ -387,7 +389,9 @@ class Ingestor:
         first, total = True, 0
         for step in itertools.batched(self._chunks(records), EMBED_STEP):
             chunks += step
-            vectors = np.vstack([vectors, self.embedder.embed([c.text for c in step])])
+            embedded = self.embedder.embed([c.text for c in step])
+            structure.see_chunks(step, embedded)
+            vectors = np.vstack([vectors, embedded])
             total += len(step)
             if step[-1].page:
                 yield Step(total, step[-1].page, min(0.99, step[-1].page / pages))  # 1: written
@@ -397,7 +401,8 @@ class Ingestor:
                 chunks, vectors, first = chunks[PART_CHUNKS:], vectors[PART_CHUNKS:], False
         if first and not chunks:
             raise DocstackError(file.reader.empty)
-        yield self._document(file.pending, pages, chunks, vectors, first, last=True)
+        last = self._document(file.pending, pages, chunks, vectors, first, last=True)
+        yield dataclasses.replace(last, structure=structure.build(pages).to_json())
 
     def _chunks(self, records: Iterable[Record]) -> Iterator[Chunk]:
         """Chunks with offsets into their record's full text."""
@@ -492,6 +497,12 @@ def _files(files: list[tuple[Pending, Reader]], plans: list[list[Part]], tasks: 
     for index, group in grouped:
         pending, reader = files[index]
         yield _File(pending, reader, plans[index], (parsed for _, parsed in group))
+
+
+def _watched(records: Iterable[Record], structure: OutlineBuilder) -> Iterator[Record]:
+    for record in records:
+        structure.see_record(record.section, record.page, record.label)
+        yield record
 
 
 def _bounded(records: Iterable[Record]) -> Iterator[tuple[Record, int]]:

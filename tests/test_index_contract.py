@@ -4,6 +4,7 @@ passes the same tests. Backend-specific behaviour (the FAISS cache, IVF) is in t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 
@@ -178,3 +179,35 @@ def test_size_and_flush(index):
     index.write([doc("a.md", ["some text"] * 3, seed=19)])
     index.flush()
     assert index.size_bytes() > 0
+
+
+def test_containing_finds_every_chunk_with_the_phrase_not_the_top_k(index):
+    texts = [f"page {i} mentions the relief valve" if i % 3 == 0 else f"page {i} is about the pump" for i in range(60)]
+    index.write([doc("manual.pdf", texts, seed=30), doc("other.md", ["a relief valve too"], seed=31)])
+    found = index.fetch(index.containing("relief valve"))
+    assert sorted(c.page for c in found.values() if c.path == "/docs/manual.pdf") == list(range(1, 61, 3))
+    assert [c.path for c in found.values()].count("/docs/other.md") == 1
+    only_manual = index.containing("Relief-Valve", Filters(source="manual"))
+    assert len(only_manual) == 20 and only_manual == sorted(only_manual)  # document order
+    assert index.containing("valve relief") == [] and index.containing("...") == []
+
+
+def test_a_documents_structure_is_kept_with_it_and_goes_with_it(index):
+    outline = {"source": "bookmarks", "pages": 2, "sections": [{"title": "Intro", "level": 1, "page": 1}]}
+    index.write([dataclasses.replace(doc("manual.pdf", ["one", "two"], seed=32), structure=outline)])
+    assert index.structure("/docs/manual.pdf") == outline and index.structure("/docs/none.pdf") is None
+    index.remove("/docs/manual.pdf")
+    assert index.structure("/docs/manual.pdf") is None
+
+
+def test_state_values_round_trip_by_kind_and_key(index):
+    index.put_state("job", "a", {"done": 1, "total": 4})
+    index.put_state("job", "b", {"done": 0})
+    index.put_state("job", "a", {"done": 2, "total": 4})
+    index.put_state("cache", "a", {"text": "x"})
+    assert index.get_state("job", "a") == {"done": 2, "total": 4} and index.get_state("job", "z") is None
+    assert index.states("job") == {"b": {"done": 0}, "a": {"done": 2, "total": 4}}  # oldest update first
+    index.delete_state("job", "b")
+    assert list(index.states("job")) == ["a"]
+    index.delete_state("job")
+    assert index.states("job") == {} and index.states("cache") == {"a": {"text": "x"}}

@@ -37,6 +37,19 @@ MIGRATIONS: list[list[str]] = [
         """CREATE FUNCTION docstack_words(tsvector) RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE
            AS $$ SELECT coalesce(sum(cardinality(positions)), 0)::integer FROM unnest($1) $$""",
     ],
+    [
+        # A document's section tree and page labels (docstack.ingest.structure), and long jobs with
+        # their checkpointed results (docstack.analysis), per collection by its tables' number.
+        """CREATE TABLE docstack_structures (
+            collection bigint NOT NULL, path text NOT NULL, structure jsonb NOT NULL,
+            PRIMARY KEY (collection, path)
+        )""",
+        """CREATE TABLE docstack_state (
+            collection bigint NOT NULL, kind text NOT NULL, key text NOT NULL, value jsonb NOT NULL,
+            updated double precision NOT NULL,
+            PRIMARY KEY (collection, kind, key)
+        )""",
+    ],
 ]
 
 
@@ -149,5 +162,7 @@ def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension:
 
 
 def drop_collection_tables(conn: psycopg.Connection, table_id: int) -> None:
+    conn.execute("DELETE FROM docstack_structures WHERE collection = %s", (table_id,))
+    conn.execute("DELETE FROM docstack_state WHERE collection = %s", (table_id,))
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}, {}, {}").format(chunks_table(table_id), documents_table(table_id),
                                                                     terms_table(table_id)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from psycopg import sql
+from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from docstack.console import DocstackError
@@ -144,6 +145,49 @@ class PostgresIndex:
         if not rows:
             return {}, 0, 0
         return {r[0]: r[1] for r in rows}, rows[0][2], rows[0][3]
+
+    def containing(self, phrase: str, filters: Filters | None = None) -> list[int]:
+        """Every chunk whose keyword index holds the phrase (phraseto_tsquery, stemmed: a
+        superset the caller checks), in document order; a phrase of stopwords only is looked for
+        in the text itself."""
+        where, args = _where(filters, prefix="AND")
+        query = sql.SQL("SELECT id FROM {} WHERE CASE WHEN numnode(phraseto_tsquery({lang}::regconfig, %s)) > 0 "
+                        "THEN tsv @@ phraseto_tsquery({lang}::regconfig, %s) ELSE text ILIKE %s END {} "
+                        "ORDER BY id").format(self._chunks, where, lang=sql.Literal(self._language))
+        like = "%" + phrase.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        words = " ".join("".join(c if c.isalnum() else " " for c in phrase).split())  # as FTS5 splits it
+        if not words:
+            return []
+        return [r[0] for r in self._read(query, [words, words, like, *args])]
+
+    def structure(self, path: str) -> dict | None:
+        rows = self._read("SELECT structure FROM docstack_structures WHERE collection = %s AND path = %s",
+                          (self._table_id, path))
+        return rows[0][0] if rows else None
+
+    def get_state(self, kind: str, key: str) -> dict | None:
+        rows = self._read("SELECT value FROM docstack_state WHERE collection = %s AND kind = %s AND key = %s",
+                          (self._table_id, kind, key))
+        return rows[0][0] if rows else None
+
+    def put_state(self, kind: str, key: str, value: dict) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("INSERT INTO docstack_state VALUES (%s, %s, %s, %s, %s) ON CONFLICT (collection, kind, key) "
+                         "DO UPDATE SET value = EXCLUDED.value, updated = EXCLUDED.updated",
+                         (self._table_id, kind, key, Jsonb(value), time.time()))
+
+    def states(self, kind: str) -> dict[str, dict]:
+        rows = self._read("SELECT key, value FROM docstack_state WHERE collection = %s AND kind = %s ORDER BY updated",
+                          (self._table_id, kind))
+        return dict(rows)
+
+    def delete_state(self, kind: str, key: str | None = None) -> None:
+        with self._pool.connection() as conn:
+            if key is None:
+                conn.execute("DELETE FROM docstack_state WHERE collection = %s AND kind = %s", (self._table_id, kind))
+            else:
+                conn.execute("DELETE FROM docstack_state WHERE collection = %s AND kind = %s AND key = %s",
+                             (self._table_id, kind, key))
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         ids = [int(i) for i in ids]
@@ -297,6 +341,10 @@ class PostgresIndex:
                                  "(EXCLUDED.source, EXCLUDED.sha256, EXCLUDED.pages, EXCLUDED.chunks, EXCLUDED.bytes, "
                                  "EXCLUDED.mtime, EXCLUDED.ingested_at)").format(self._documents, _DOCUMENT_COLUMNS),
                          (doc.path, doc.source, doc.sha256, doc.pages, after[0], doc.bytes, doc.mtime, time.time()))
+            if doc.structure is not None:
+                conn.execute("INSERT INTO docstack_structures VALUES (%s, %s, %s) ON CONFLICT (collection, path) "
+                             "DO UPDATE SET structure = EXCLUDED.structure", (self._table_id, doc.path,
+                                                                              Jsonb(doc.structure)))
         return after[0] - before[0], after[1] - before[1]
 
     def _path_counts(self, conn, path: str) -> tuple[int, int]:
@@ -312,6 +360,7 @@ class PostgresIndex:
             "SELECT count(*), coalesce(sum(words), 0) FROM gone").format(self._chunks, self._terms),
             (path,)).fetchall()
         conn.execute(sql.SQL("DELETE FROM {} WHERE path = %s").format(self._documents), (path,))
+        conn.execute("DELETE FROM docstack_structures WHERE collection = %s AND path = %s", (self._table_id, path))
         return int(gone), int(words)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import sqlite3
 import threading
@@ -54,6 +55,13 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_by_path ON chunks(path);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(text, section, content='chunks', content_rowid='id');
+-- A document's section tree and page labels (JSON, docstack.ingest.structure), kept with it.
+CREATE TABLE IF NOT EXISTS structures (path TEXT PRIMARY KEY, structure TEXT NOT NULL);
+-- Long jobs and their checkpointed results (docstack.analysis): kind, key -> JSON.
+CREATE TABLE IF NOT EXISTS state (
+    kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN
     INSERT INTO chunks_fts(rowid, text, section) VALUES (new.id, new.text, new.section);
 END;
@@ -171,6 +179,45 @@ class SqliteIndex:
             args += list(filters.pages)
         sql = "SELECT id FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
         return np.fromiter((r[0] for r in self.db.execute(sql, args)), dtype=np.int64)
+
+    def containing(self, phrase: str, filters: Filters | None = None) -> list[int]:
+        """Every chunk whose text holds the phrase's words in a row (FTS5 phrase query), in
+        document order; the caller checks the exact spelling."""
+        words = "".join(c if c.isalnum() else " " for c in phrase).split()
+        if not words:
+            return []
+        query = 'text : "' + " ".join(words) + '"'
+        ids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid",
+                                               (query,))]
+        allowed = self._allowed(filters)
+        if allowed is not None:
+            keep = set(allowed.tolist())
+            ids = [i for i in ids if i in keep]
+        return ids
+
+    def structure(self, path: str) -> dict | None:
+        row = self.db.execute("SELECT structure FROM structures WHERE path = ?", (path,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def get_state(self, kind: str, key: str) -> dict | None:
+        row = self.db.execute("SELECT value FROM state WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put_state(self, kind: str, key: str, value: dict) -> None:
+        with self._lock:
+            self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
+                            (kind, key, json.dumps(value), time.time()))
+
+    def states(self, kind: str) -> dict[str, dict]:
+        rows = self.db.execute("SELECT key, value FROM state WHERE kind = ? ORDER BY updated", (kind,))
+        return {key: json.loads(value) for key, value in rows}
+
+    def delete_state(self, kind: str, key: str | None = None) -> None:
+        with self._lock:
+            if key is None:
+                self.db.execute("DELETE FROM state WHERE kind = ?", (kind,))
+            else:
+                self.db.execute("DELETE FROM state WHERE kind = ? AND key = ?", (kind, key))
 
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         return {row[0]: StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
@@ -304,15 +351,18 @@ class SqliteIndex:
         if doc.last:
             (chunks,) = self.db.execute("SELECT count(*) FROM chunks WHERE path = ?", (doc.path,)).fetchone()
             self.db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO documents ({_DOCUMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (doc.path, doc.source, doc.sha256, doc.pages, chunks, doc.bytes, doc.mtime, time.time()),
             )
+            if doc.structure is not None:
+                self.db.execute("INSERT INTO structures VALUES (?, ?)", (doc.path, json.dumps(doc.structure)))
         return ids
 
     def _delete(self, path: str) -> list[int]:
         ids = [r[0] for r in self.db.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
         self.db.execute("DELETE FROM chunks WHERE path = ?", (path,))
         self.db.execute("DELETE FROM documents WHERE path = ?", (path,))
+        self.db.execute("DELETE FROM structures WHERE path = ?", (path,))
         return ids
 
     # -- consistency ---------------------------------------------------------------------

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from docstack.console import DocstackError
+from docstack.ingest.structure import Outline
 
 log = logging.getLogger(__name__)
 _QUIET_LOCK = threading.Lock()  # _quiet changes process-wide logging and warning state
@@ -32,8 +33,8 @@ class ReadError(DocstackError):
 class Record:
     text: str
     page: int | None = None
-    section: str | None = None
-
+    section: str | None = None  # the heading path, "Chapter > Section"
+    label: str | None = None  # the page's printed label, where the file defines one ("iv", "12")
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Reader(Protocol):
     def pages(self, parts: list[Part]) -> int | None:
         """The file's page count when the plan knows it (before any part is parsed)."""
 
+    def outline(self, path: Path) -> Outline | None:
+        """The structure the file declares (a PDF's bookmarks and page labels), read in the main
+        process; None where the records' heading paths are all there is."""
+
 
 class WholeFileReader:
     """A format read in one piece: `read(path)` gives all its records."""
@@ -83,6 +88,9 @@ class WholeFileReader:
             yield from records
 
     def pages(self, parts: list[Part]) -> int | None:
+        return None
+
+    def outline(self, path: Path) -> Outline | None:
         return None
 
 

