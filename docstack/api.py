@@ -17,6 +17,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from docstack.analysis.compare import compare as analysis_compare
+from docstack.analysis.extract import extract as analysis_extract
+from docstack.analysis.extract import parse_fields
+from docstack.analysis.jobs import Job, Jobs
+from docstack.analysis.mentions import mentions as analysis_mentions
+from docstack.analysis.outline import outline as analysis_outline
+from docstack.analysis.summarize import summarize as analysis_summarize
+from docstack.analysis.writer import Writer
 from docstack.console import DocstackError
 from docstack.evidence import Evidence, PagePreviews, evidence
 from docstack.index.base import Filters, IndexStats
@@ -43,6 +51,11 @@ from docstack.stack.operations import ModelStatus, Operations
 from docstack.stack.router import Router
 from docstack.stack.served import ServedModels
 from docstack.stack.services import ServiceState
+
+# A model whose window is at least this large reads whole documents (a GPU profile); smaller ones
+# (the embedded 4K model on a CPU) summarise a whole document from its outline, on a budget.
+LARGE_WINDOW = 32_768
+JobCallback = Callable[[Job], None]
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
@@ -265,6 +278,61 @@ class DocStack:
         except ModelFailed:
             self.served.forget()  # the model may be gone: ask the stack again next time
             raise
+
+    # -- long documents ----------------------------------------------------------------------
+    def outline(self, document: str, collection: str | None = None) -> dict:
+        """The document's section tree (from its bookmarks or headings) with printed page labels."""
+        return analysis_outline(self.library.index(collection), document, self._name(collection))
+
+    def mentions(self, term: str, document: str | None = None, collection: str | None = None,
+                 related: int = 10) -> dict:
+        """Every occurrence of `term` (not the top k), in document order, and up to `related`
+        passages about it in other words."""
+        return analysis_mentions(self.library.index(collection), self.embedder.embed, term, self._name(collection),
+                                 document, related)
+
+    def summarize(self, document: str, collection: str | None = None, section: str | None = None,
+                  pages: tuple[int, int] | None = None, complete: bool = False, model: str | None = None,
+                  on_progress: JobCallback | None = None) -> dict:
+        """A summary whose sentences cite their pages: of a section, a page range, or (a job)
+        the whole document."""
+        return analysis_summarize(self.library.index(collection), self.embedder.embed, self.writer(model), document,
+                                  self._name(collection), section, pages, complete, on_progress)
+
+    def extract(self, document: str, fields: str | Sequence[str], collection: str | None = None,
+                model: str | None = None, on_progress: JobCallback | None = None) -> dict:
+        """One row per item the document states, with `fields`, a verbatim quote and its page."""
+        names = parse_fields(fields if isinstance(fields, str) else ",".join(fields))
+
+        def search(query: str, k: int, filters: Filters) -> list[int]:
+            return [hit.chunk_id for hit in self.library.search(query, collection, k, None, filters)]
+
+        return analysis_extract(self.library.index(collection), search, self.writer(model), document,
+                                self._name(collection), names, on_progress)
+
+    def compare(self, document_a: str, document_b: str, collection: str | None = None) -> dict:
+        """Sections added, removed and changed between two versions of a document."""
+        return analysis_compare(self.library.index(collection), document_a, document_b, self._name(collection))
+
+    def jobs(self, collection: str | None = None) -> list[Job]:
+        return Jobs(self.library.index(collection)).list()
+
+    def cancel_job(self, job_id: str, collection: str | None = None) -> Job:
+        """Ask a running job to stop after the unit in flight (what finished stays cached)."""
+        return Jobs(self.library.index(collection)).cancel(job_id)
+
+    def writer(self, model: str | None = None) -> Writer:
+        """The model the analysis operations write with: the router's pick, its window and tokenizer."""
+        spec = self._router().pick(model or self.settings.model)
+
+        def complete(messages: list[dict], max_tokens: int) -> str:
+            return "".join(self._generate.once(spec, messages, max_tokens))
+
+        return Writer(spec.stack_id, spec.context, profiles.token_counter(self.settings, spec), complete,
+                      budgeted=spec.context < LARGE_WINDOW)
+
+    def _name(self, collection: str | None) -> str:
+        return collection or self.settings.collection
 
     # -- operations ----------------------------------------------------------------------
     def models(self) -> list[ModelStatus]:

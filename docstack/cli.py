@@ -8,6 +8,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -112,10 +113,20 @@ def remove(
 @app.command()
 def collections(
     delete: Annotated[str | None, typer.Option("--delete", metavar="NAME", help="delete this collection")] = None,
+    documents: Annotated[bool, typer.Option("--documents", help="list the documents of a collection (-c)")] = False,
+    collection: Collection = None,
     as_json: AsJson = False,
 ) -> None:
-    """List collections with their document, page and chunk counts."""
+    """List collections with their document, page and chunk counts, or one collection's documents."""
     ds = _docstack()
+    if documents:
+        docs = ds.documents(collection)
+        if as_json:
+            _print_json([{"source": d.source, "path": d.path, "pages": d.pages, "chunks": d.chunks} for d in docs])
+            return
+        for d in docs:
+            console.print(f"{escape(d.source)}  [dim]{d.pages} pages · {d.chunks} chunks[/dim]")
+        return
     if delete:
         ds.delete_collection(delete)
         console.print(f"deleted collection {delete}")
@@ -282,6 +293,193 @@ def demo() -> None:
         ds.up()
     console.print(f"\nUI:    {ds.settings.ui_url}\nstack: {ds.settings.stack_url}\n\nTry:\n"
                   f'  .venv/bin/docstack ask "How do I start docstack?" --collection samples')
+
+
+Document = Annotated[str, typer.Argument(help="a document: its path, or a unique part of it")]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="the model to write with (see `docstack models`)")]
+
+
+def _with_job_progress(label: str, run):
+    """Call `run(on_progress)` under a progress bar with the job's units and ETA on a terminal."""
+    if not err_console.is_terminal:
+        return run(None)
+    with Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TextColumn("units"),
+                  TextColumn("[dim]{task.fields[eta]}"), console=err_console, transient=True) as bar:
+        task = bar.add_task("", total=None, eta="")
+
+        def update(job) -> None:
+            eta = f"about {job.eta_seconds:.0f}s left" if job.eta_seconds else ""
+            bar.update(task, completed=job.done, total=job.total, eta=eta)
+
+        return run(update)
+
+
+def _page(page: int | None, label: str | None) -> str:
+    """A PDF page with its printed label where it differs ("p. 17 (printed 1)")."""
+    if page is None:
+        return ""
+    return f"p. {page}" + (f" (printed {label})" if label and label != str(page) else "")
+
+
+@app.command()
+def outline(document: Document, collection: Collection = None, as_json: AsJson = False) -> None:
+    """The document's sections (from its bookmarks or headings), with their pages."""
+    result = _docstack(collection=collection).outline(document, collection)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"[bold]{escape(result['document'])}[/bold]  [dim]{result['pages']} pages · {result['source']}[/dim]")
+    for s in result["sections"]:
+        console.print("  " * (s["level"] - 1) + f"{escape(s['title'])}  [dim]{_page(s['page'], s['page_label'])}[/dim]")
+    if not result["sections"]:
+        console.print("[dim]no sections found (no bookmarks or headings)[/dim]")
+
+
+@app.command()
+def mentions(
+    term: Annotated[str, typer.Argument(help="a word or phrase")],
+    document: Annotated[str | None, typer.Option("--document", "-d", help="only this document")] = None,
+    collection: Collection = None,
+    related: Annotated[int, typer.Option("--related", min=0, max=50, help="passages about it in other words")] = 10,
+    as_json: AsJson = False,
+) -> None:
+    """Every place a term occurs (not the top k), in document order, grouped by section."""
+    result = _docstack(collection=collection).mentions(term, document, collection, related)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(f"[bold]{escape(term)}[/bold]: {result['count']} mentions")
+    group = None
+    for m in result["mentions"]:
+        if (m["source"], m["section"]) != group:
+            group = (m["source"], m["section"])
+            console.print(f"\n[bold]{escape(Path(m['source']).name)}[/bold] · {escape(m['section'] or '(no section)')}")
+        mark = "" if m["match"] == "exact" else "[dim]related[/dim] "
+        console.print(f"  {mark}[dim]{_page(m['page'], m['page_label'])}[/dim]  {escape(m['quote'])}", soft_wrap=True)
+
+
+@app.command()
+def summarize(
+    document: Document,
+    collection: Collection = None,
+    section: Annotated[str | None, typer.Option("--section", help="the title of a section (see `docstack outline`)")] = None,
+    pages: PageFilter = None,
+    complete: Annotated[bool, typer.Option("--complete", help="read every page of the whole document (hours on a CPU)")] = False,
+    background: Annotated[bool, typer.Option("--background", help="run as a background job (see `docstack jobs`)")] = False,
+    model: ModelOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """A summary whose every sentence cites its pages: a section, pages, or the whole document (a job)."""
+    if background:
+        _in_background("summarize")
+        return
+    span = Filters.parse(pages=pages).pages if pages else None
+    ds = _docstack(collection=collection)
+    result = _with_job_progress("summarize", lambda on: ds.summarize(document, collection, section, span, complete,
+                                                                    model, on))
+    if as_json:
+        _print_json(result)
+        return
+    for s in result["sentences"]:
+        where = ", ".join(_page(p, l) for p, l in zip(s["pages"], s["page_labels"]))
+        mark = "" if s["supported"] else " [yellow](not found on the pages)[/yellow]"
+        console.print(f"{escape(s['text'])} [dim]\\[{where or 'no page'}][/dim]{mark}", soft_wrap=True)
+    console.print(f"[dim]{result['model']} · {result['units']} units, {result['model_calls']} model calls, "
+                  f"{result['cached_units']} cached · {result['seconds']}s · job {result['job']}[/dim]")
+
+
+@app.command()
+def extract(
+    document: Document,
+    fields: Annotated[str, typer.Option("--fields", help='what each row holds, e.g. "party, date, amount"')],
+    collection: Collection = None,
+    csv_file: Annotated[Path | None, typer.Option("--csv", help="also write the rows to this CSV file")] = None,
+    model: ModelOption = None,
+    as_json: AsJson = False,
+) -> None:
+    """One row per item the document states, each with a verbatim quote and its page."""
+    from docstack.analysis.extract import to_csv
+
+    ds = _docstack(collection=collection)
+    result = _with_job_progress("extract", lambda on: ds.extract(document, fields, collection, model, on))
+    if csv_file is not None:
+        to_csv(result, csv_file)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(*result["fields"], "page", "quote")
+    for row in result["rows"]:
+        table.add_row(*[escape(str(row[f] if row[f] is not None else "")) for f in result["fields"]],
+                      _page(row["page"], row["page_label"]), escape(row["quote"]))
+    console.print(table)
+    console.print(f"[dim]{len(result['rows'])} rows from {result['chunks_read']} passages; {result['dropped']} "
+                  f"dropped (quote not in the text) · {result['seconds']}s[/dim]")
+
+
+@app.command()
+def compare(
+    document_a: Annotated[str, typer.Argument(help="the earlier version")],
+    document_b: Annotated[str, typer.Argument(help="the later version")],
+    collection: Collection = None,
+    as_json: AsJson = False,
+) -> None:
+    """Sections added, removed and changed between two versions of a document."""
+    result = _docstack(collection=collection).compare(document_a, document_b, collection)
+    if as_json:
+        _print_json(result)
+        return
+    for s in result["added"]:
+        console.print(f"[green]+ {escape(s['title'])}[/green]  [dim]{_page(s['pages'][0], s['page_labels'][0])}[/dim]")
+    for s in result["removed"]:
+        console.print(f"[red]- {escape(s['title'])}[/red]  [dim]{_page(s['pages'][0], s['page_labels'][0])}[/dim]")
+    for c in result["changed"]:
+        console.print(f"[yellow]~ {escape(c['title'])}[/yellow]  [dim]{_page(c['a_pages'][0], c['a_page_labels'][0])} → "
+                      f"{_page(c['b_pages'][0], c['b_page_labels'][0])}[/dim]")
+        console.print(f"    {escape(c['summary'])}", soft_wrap=True)
+    console.print(f"[dim]{len(result['added'])} added, {len(result['removed'])} removed, {len(result['changed'])} "
+                  f"changed, {result['unchanged']} unchanged[/dim]")
+
+
+@app.command()
+def jobs(
+    collection: Collection = None,
+    cancel: Annotated[str | None, typer.Option("--cancel", help="stop this job after the unit in flight")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Long jobs (summaries, extraction) with their progress, ETA and state."""
+    ds = _docstack(collection=collection)
+    if cancel:
+        job = ds.cancel_job(cancel, collection)
+        if as_json:
+            _print_json(job.to_json())
+        else:
+            console.print(f"job {job.id}: {'cancelling' if job.cancel else job.state}")
+        return
+    listed = ds.jobs(collection)
+    if as_json:
+        _print_json([j.to_json() for j in listed])
+        return
+    table = Table("job", "operation", "document", "state", "done", "ETA")
+    for j in listed:
+        eta = f"{j.eta_seconds:.0f}s" if j.eta_seconds and j.state == "running" else ""
+        table.add_row(j.id, j.operation, escape(Path(j.document).name), j.state + (" (cancelling)" if j.cancel else ""),
+                      f"{j.done}/{j.total}", eta)
+    console.print(table)
+
+
+def _in_background(command: str) -> None:
+    """Start this same command, without --background, as a process of its own that outlives
+    this one; its output goes to a log file."""
+    import subprocess
+
+    args = [a for a in sys.argv[1:] if a != "--background"]
+    settings = Settings()
+    settings.log_dir.mkdir(parents=True, exist_ok=True)
+    log = settings.log_dir / f"{command}-{int(time.time())}.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen([sys.executable, "-m", "docstack.cli", *args], stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    console.print(f"started in the background: pid {process.pid}, log {log}; `docstack jobs` shows its progress")
 
 
 models_app = typer.Typer(help="The models of a profile: what can answer now, and fetching them.")

@@ -20,9 +20,12 @@ API = {"docstack.api", "docstack.library", "docstack.evidence"}
 ALLOWED = {
     "cli": {"root", "core", "eval"},
     "ui": {"root"},  # the web app sees only what `docstack` exports
-    "eval": {"root", "api", "rag", "ingest", "safety", "core"},
-    "root": {"api", "rag", "ingest", "index", "stack", "safety", "core"},  # the exports
-    "api": {"rag", "ingest", "index", "stack", "safety", "core"},
+    "eval": {"root", "api", "analysis", "rag", "ingest", "safety", "core"},
+    "root": {"api", "analysis", "rag", "ingest", "index", "stack", "safety", "core"},  # the exports
+    "api": {"analysis", "rag", "ingest", "index", "stack", "safety", "core"},
+    # long-document analysis: the index, the model through the stack, citing (rag), and the
+    # structure ingest stored (ingest.structure)
+    "analysis": {"rag", "ingest", "index", "stack", "core"},
     "rag": {"index", "stack", "safety", "core"},
     "ingest": {"index", "core"},
     "safety": {"stack", "index", "core"},
