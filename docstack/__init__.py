@@ -13,6 +13,7 @@ from docstack.console import quiet_libraries
 
 quiet_libraries()
 
+from docstack.analysis.jobs import Job  # noqa: E402
 from docstack.api import DocStack, Status  # noqa: E402
 from docstack.console import DocstackError  # noqa: E402
 from docstack.evidence import Evidence  # noqa: E402
