@@ -35,6 +35,6 @@ __all__ = [
     "Answer", "AnswerStream", "Citation", "Evidence", "Hit", "Filters", "Mode", "MODES", "Turn",
     "IngestReport", "Progress", "DocumentInfo", "IndexStats",
     "SafetyReport", "SafetyStatus", "Verdict", "refusal",
-    "ModelStatus", "PullProgress", "Status", "Waiting",
+    "ModelStatus", "PullProgress", "Status", "Waiting", "Job",
 ]
 __version__ = "0.1.0"

@@ -20,6 +20,7 @@ from pathlib import Path
 from docstack.analysis.compare import compare as analysis_compare
 from docstack.analysis.extract import extract as analysis_extract
 from docstack.analysis.extract import parse_fields
+from docstack.analysis.extract import to_csv as extraction_csv
 from docstack.analysis.jobs import Job, Jobs
 from docstack.analysis.mentions import mentions as analysis_mentions
 from docstack.analysis.outline import outline as analysis_outline
@@ -309,6 +310,11 @@ class DocStack:
 
         return analysis_extract(self.library.index(collection), search, self.writer(model), document,
                                 self._name(collection), names, on_progress)
+
+    @staticmethod
+    def extraction_csv(result: dict, path: Path | None = None) -> str:
+        """An extraction's rows as CSV (fields, quote, page, page label, section), also written to `path`."""
+        return extraction_csv(result, path)
 
     def compare(self, document_a: str, document_b: str, collection: str | None = None) -> dict:
         """Sections added, removed and changed between two versions of a document."""

@@ -398,12 +398,10 @@ def extract(
     as_json: AsJson = False,
 ) -> None:
     """One row per item the document states, each with a verbatim quote and its page."""
-    from docstack.analysis.extract import to_csv
-
     ds = _docstack(collection=collection)
     result = _with_job_progress("extract", lambda on: ds.extract(document, fields, collection, model, on))
     if csv_file is not None:
-        to_csv(result, csv_file)
+        ds.extraction_csv(result, csv_file)
     if as_json:
         _print_json(result)
         return
