@@ -12,13 +12,17 @@ from docstack.ingest.structure import Structure
 
 
 def find(index: ChunkIndex, name: str, collection: str) -> DocumentRecord:
-    """The document `name` stands for: its path, its source, or a unique part of either."""
+    """The document `name` stands for: its path, its source, its file name (with or without the
+    suffix), or a unique part of its path."""
     documents = index.documents()
     wanted = str(Path(name).expanduser().resolve()) if name.strip() else ""
     for doc in documents:
         if name in (doc.path, doc.source) or doc.path == wanted:
             return doc
     lowered = name.lower()
+    named = [doc for doc in documents if lowered in (Path(doc.path).name.lower(), Path(doc.path).stem.lower())]
+    if len(named) == 1:  # "manual" names manual.pdf even beside manual-v2.pdf
+        return named[0]
     matches = [doc for doc in documents if lowered and (lowered in doc.source.lower() or lowered in doc.path.lower())]
     if len(matches) == 1:
         return matches[0]

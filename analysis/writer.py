@@ -23,7 +23,7 @@ class Writer:
 
     def room(self, answer_tokens: int) -> int:
         """Tokens of document text one request can carry."""
-        return max(256, self.window - answer_tokens - PROMPT_RESERVE)
+        return max(64, self.window - answer_tokens - PROMPT_RESERVE)
 
 
 @dataclass

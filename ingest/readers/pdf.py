@@ -28,6 +28,8 @@ _RUNNING_SHARE = 0.6
 SPLIT_BYTES = 1_000_000
 SPLIT_PAGES = 50
 SCANNED = "no text layer (scanned?)"
+# PDFium's view modes of a destination (PDFDEST_VIEW_*).
+_XYZ, _FIT, _FITH, _FITB, _FITBH = 1, 2, 3, 6, 7
 
 
 class PdfReader:
@@ -97,12 +99,17 @@ def _bookmarks(pdf: Any) -> list[Section]:
 
 
 def _starts_at_top(pdf: Any, dest: Any) -> bool:
+    """Whether a bookmark's destination is the top of its page: a whole-page view (Fit), or a
+    view whose top edge is in the page's top 15%."""
     try:
-        _, view = dest.get_view()
+        mode, view = dest.get_view()
         height = pdf[dest.get_index()].get_height()
-    except Exception:  # a destination without coordinates
+    except Exception:  # a destination without a view
         return False
-    return len(view) > 1 and view[1] >= 0.85 * height
+    if mode in (_FIT, _FITB):
+        return True
+    top = view[1] if mode == _XYZ and len(view) > 1 else view[0] if mode in (_FITH, _FITBH) and view else None
+    return top is not None and top >= 0.85 * height
 
 
 def _page_labels(pdf: Any) -> list[str] | None:
