@@ -40,8 +40,10 @@ def _print_json(data) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
-def _where(source: str, page: int | None) -> str:
-    return f"{source}" + (f", page {page}" if page else "")
+def _where(source: str, page: int | None, label: str | None = None) -> str:
+    """A place to cite: the file and its PDF page, with the printed page label where it differs."""
+    printed = f" (printed {label})" if label and label != str(page) else ""
+    return f"{source}" + (f", page {page}{printed}" if page else "")
 
 
 def _with_progress(run):
@@ -182,7 +184,7 @@ def search(
         _print_json([h.to_json() for h in hits])
         return
     for rank, hit in enumerate(hits, start=1):
-        console.print(f"[bold]{rank}.[/bold] {escape(_where(hit.source, hit.page))}  [dim]score {hit.score:.3f}[/dim]")
+        console.print(f"[bold]{rank}.[/bold] {escape(_where(hit.source, hit.page, hit.page_label))}  [dim]score {hit.score:.3f}[/dim]")
         console.print("   " + escape(" ".join(hit.text.split())[:240]))
 
 
@@ -217,7 +219,7 @@ def ask(
     console.print()
     answer = stream.answer
     for c in answer.citations:
-        console.print(f"[bold]\\[{c.n}][/bold] {escape(_where(c.source, c.page))}")
+        console.print(f"[bold]\\[{c.n}][/bold] {escape(_where(c.source, c.page, c.page_label))}")
     for notice in answer.notices:
         err_console.print(f"[yellow]note[/yellow] {escape(notice)}", soft_wrap=True)
     for sentence in answer.unsupported:

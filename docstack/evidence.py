@@ -33,14 +33,23 @@ class Evidence:
     match: str
     after: str
     preview: Path | None = None
+    page_label: str | None = None  # the printed page label, where the PDF defines labels
 
     @property
     def name(self) -> str:
         return Path(self.source).name
 
     @property
+    def page_text(self) -> str:
+        """"page 17", or "page 17 (printed 1)" where the printed label differs."""
+        if not self.page:
+            return ""
+        printed = f" (printed {self.page_label})" if self.page_label and self.page_label != str(self.page) else ""
+        return f"page {self.page}{printed}"
+
+    @property
     def where(self) -> str:
-        return ", ".join(part for part in (self.name, self.page and f"page {self.page}", self.section) if part)
+        return ", ".join(part for part in (self.name, self.page_text, self.section) if part)
 
 
 def claims(answer: str, n: int) -> str:
@@ -71,7 +80,7 @@ def evidence(answer: Answer, embed: Embed, previews: PagePreviews | None = None,
         start, end = best_sentence(c.text, claims(answer.answer, c.n), embed)
         preview = previews.page(Path(files.get(c.chunk_id, c.source)), c.page) if previews and c.page else None
         cards.append(Evidence(c.n, c.source, c.page, hit.section if hit else None,
-                              c.text[:start], c.text[start:end], c.text[end:], preview))
+                              c.text[:start], c.text[start:end], c.text[end:], preview, c.page_label))
     return cards
 
 

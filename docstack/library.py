@@ -22,7 +22,7 @@ from docstack.ingest.chunker import Chunker
 from docstack.ingest.pipeline import IngestReport, Ingestor, ProgressCallback
 from docstack.ingest.ray_executor import RayExecutor
 from docstack.rag.rerank import CrossEncoderReranker
-from docstack.rag.retrieve import Hit, Mode, Retrieved, Retriever
+from docstack.rag.retrieve import Hit, Mode, PageLabels, Retrieved, Retriever
 from docstack.settings import Settings
 
 _COLLECTION_NAME = re.compile(r"^\.?[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")  # a leading dot: internal
@@ -68,6 +68,7 @@ class Library:
         self.screen = screen  # the context shield: a chunk's text -> its verdict, stored with it
         self.reranker = reranker
         self._open: dict[str, ChunkIndex] = {}
+        self._labels = PageLabels()
         self._lock = threading.Lock()  # the web app opens collections from several script threads
 
     def index(self, collection: str | None = None, create: bool = False) -> ChunkIndex:
@@ -194,7 +195,7 @@ class Library:
         return report, saved
 
     def retriever(self, collection: str | None = None) -> Retriever:
-        return Retriever(self.index(collection), self.embedder, self.reranker)
+        return Retriever(self.index(collection), self.embedder, self.reranker, self._labels)
 
     def retrieve(self, query: str, collection: str | None = None, k: int | None = None, mode: Mode | None = None,
                  filters: Filters | None = None) -> Retrieved:

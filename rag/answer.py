@@ -18,6 +18,7 @@ class Citation:
     source: str
     page: int | None
     text: str
+    page_label: str | None = None  # the page's printed label, where the PDF defines labels
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -47,8 +47,8 @@ def cite(answer: str, hits: Sequence[Hit], embed: Embed, hit_vectors: np.ndarray
     """The answer with its [n] markers, the chunks they point to (`hit_vectors`: the hits'
     embeddings, in order), and the sentences no passage supports."""
     cited = attribute(answer, [h.text for h in hits], embed, hit_vectors)
-    citations = [Citation(n, hits[n - 1].chunk_id, hits[n - 1].source, hits[n - 1].page, hits[n - 1].text)
-                 for n in cited.numbers]
+    citations = [Citation(n, hits[n - 1].chunk_id, hits[n - 1].source, hits[n - 1].page, hits[n - 1].text,
+                          hits[n - 1].page_label) for n in cited.numbers]
     return cited.text, citations, cited.unsupported
 
 

@@ -40,6 +40,7 @@ class Hit:
     section: str | None
     score: float
     text: str
+    page_label: str | None = None  # the page's printed label, where the PDF defines labels
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -71,11 +72,33 @@ class Reranker(Protocol):
     def scores(self, query: str, passages: Sequence[str]) -> np.ndarray: ...
 
 
+class PageLabels:
+    """Documents' printed page labels, read from their stored structure once per collection
+    generation (the Octave manual's structure is ~200 KB of JSON: not for every search)."""
+
+    def __init__(self):
+        self._labels: dict[tuple[int, str], tuple[int, list[str] | None]] = {}
+
+    def label(self, index: ChunkIndex, path: str, page: int | None) -> str | None:
+        if page is None:
+            return None
+        key = (id(index), path)
+        cached = self._labels.get(key)
+        if cached is None or cached[0] != index.generation:
+            structure = index.structure(path) or {}
+            cached = (index.generation, structure.get("page_labels"))
+            self._labels[key] = cached
+        labels = cached[1]
+        return labels[page - 1] if labels and 1 <= page <= len(labels) else None
+
+
 class Retriever:
-    def __init__(self, index: ChunkIndex, embedder: Embedder, reranker: Reranker | None = None):
+    def __init__(self, index: ChunkIndex, embedder: Embedder, reranker: Reranker | None = None,
+                 labels: PageLabels | None = None):
         self.index = index
         self.embedder = embedder
         self.reranker = reranker
+        self.labels = labels or PageLabels()
 
     def run(self, query: str, k: int, mode: Mode = "hybrid", filters: Filters | None = None) -> Retrieved:
         if mode not in MODES:
@@ -98,7 +121,8 @@ class Retriever:
             order.sort(key=lambda j: -float(rerank[j]))
         chosen = _without_near_duplicates(order, vectors, texts, k)
         hits = [Hit(candidates[j].chunk_id, candidates[j].source, candidates[j].page, candidates[j].section,
-                    round(float(cosine[j]), 4), candidates[j].text) for j in chosen]
+                    round(float(cosine[j]), 4), candidates[j].text,
+                    self.labels.label(self.index, candidates[j].path, candidates[j].page)) for j in chosen]
         return Retrieved(hits, {h.chunk_id: stored[h.chunk_id] for h in hits})
 
 

@@ -52,14 +52,14 @@ def show_card(card: Evidence, key: str) -> None:
     with st.container(border=True, key=key):  # the key gives the card a class: st-key-card-...
         text, picture = st.columns([3, 2]) if card.preview else (st.container(), None)
         with text:
-            st.markdown(f"**[{card.n}] {card.name}**" + (f" · page {card.page}" if card.page else ""))
+            st.markdown(f"**[{card.n}] {card.name}**" + (f" · {card.page_text}" if card.page else ""))
             if card.section:
                 st.caption(card.section)
             st.markdown(passage_html(card), unsafe_allow_html=True)
             st.caption(card.source)
         if picture is not None:
             with picture:
-                st.image(str(card.preview), caption=f"{card.name}, page {card.page}", width="stretch")
+                st.image(str(card.preview), caption=f"{card.name}, {card.page_text}", width="stretch")
 
 
 def show_answer(turn: ChatTurn, number: int) -> None:

@@ -19,7 +19,8 @@ from docstack.ingest.structure import PATH_SEPARATOR, Outline, Section
 
 log = logging.getLogger(__name__)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\xad]")  # NULs from unmapped glyphs, soft hyphens
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f\xad\ufffe]")  # NULs from unmapped glyphs, soft hyphens
+# (PDFium writes U+FFFE where a word is hyphenated across a line break: "ses\ufffesion" is "session")
 _LIGATURES = str.maketrans({"\ufb00": "ff", "\ufb01": "fi", "\ufb02": "fl", "\ufb03": "ffi", "\ufb04": "ffl"})
 _EDGE = 2  # lines at the top and at the bottom of a page that may be a running header or footer
 _RUNNING_SHARE = 0.6
