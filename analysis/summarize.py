@@ -38,6 +38,9 @@ ANSWER_TOKENS = 160  # three sentences; a 0.5B model that copies instead is cut,
 # 0.5B model on 2 cores (~30 s each, measured in bench/longdoc), inside the 15 minutes allowed.
 WHOLE_CALLS = 16
 WHOLE_UNIT_TOKENS = 1500
+# A document without an outline is read whole on a CPU model up to this many pages (~1 minute a page
+# at worst); beyond it, name a section or pages.
+WHOLE_PAGES_READ = 30
 
 SYSTEM = ("You summarise documents faithfully. Use only facts stated in the given text. Write plain sentences, "
           "no lists, no headings, no preamble.")
@@ -62,7 +65,7 @@ def summarize(index: ChunkIndex, embed: Embed, writer: Writer, name: str, collec
     doc = find(index, name, collection)
     tree = structure(index, doc)
     scope = _scope(doc, tree, section, pages)
-    if scope.whole and writer.budgeted and not complete:
+    if scope.whole and writer.budgeted and not complete and (tree.sections or doc.pages > WHOLE_PAGES_READ):
         method, units = "outline", _outline_units(tree, writer)
     else:
         method = "pages"
@@ -160,8 +163,8 @@ class _OutlineUnit:
 
 def _outline_units(tree: Structure, writer: Writer) -> list[_OutlineUnit]:
     if not tree.sections:
-        raise DocstackError("the document has no outline to summarise from; summarise --pages A-B instead, "
-                            "or pass --complete to read every page (hours on a CPU)")
+        raise DocstackError(f"the document has no outline to summarise from and more than {WHOLE_PAGES_READ} pages; "
+                            f"summarise --pages A-B instead, or pass --complete to read every page (hours on a CPU)")
     tops = [i for i, s in enumerate(tree.sections) if s.level == 1]
     if len(tops) < 3:
         tops = [i for i, s in enumerate(tree.sections) if s.level <= 2]

@@ -25,6 +25,7 @@ from docstack.analysis.jobs import Job, Jobs
 from docstack.analysis.mentions import mentions as analysis_mentions
 from docstack.analysis.outline import outline as analysis_outline
 from docstack.analysis.summarize import summarize as analysis_summarize
+from docstack.analysis.whole import WholeDocument
 from docstack.analysis.writer import Writer
 from docstack.console import DocstackError
 from docstack.evidence import Evidence, PagePreviews, evidence
@@ -199,10 +200,13 @@ class DocStack:
         def search(question: str, k: int, mode: Mode, filters: Filters | None):
             return self.library.retrieve(question, collection, k, mode, filters)
 
+        whole = WholeDocument(lambda: self.library.index(collection), self.embedder.embed, self.writer,
+                              self._name(collection))
         return AnswerPipeline(
             ScreenInput(guard), Retrieve(search, self.settings.min_score),
             ScreenContext(guard), self._pack, self._generate, ScreenOutput(guard), Cite(self.embedder.embed),
-            default_model=self.settings.model_id)
+            default_model=self.settings.model_id,
+            whole_document=lambda q: whole.run(q.text, q.filters, q.k, q.model) if q.image is None else None)
 
     def stream(
         self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,

@@ -165,10 +165,17 @@ class Cite:
         return text, [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations], unsupported
 
 
+# A question top-k retrieval cannot answer ("how many times...", "summarise chapter 4"), answered
+# from the whole document (docstack.analysis.whole); None: the usual path.
+WholeDocument = Callable[[Question], Answer | None]
+
+
 class AnswerPipeline:
     def __init__(self, screen_input: ScreenInput, retrieve: Retrieve, screen_context: ScreenContext, pack: Pack,
-                 generate: Generate, screen_output: ScreenOutput, cite: Cite, default_model: str = ""):
+                 generate: Generate, screen_output: ScreenOutput, cite: Cite, default_model: str = "",
+                 whole_document: WholeDocument | None = None):
         self.default_model = default_model  # named in a refusal, where no model was asked
+        self.whole_document = whole_document
         self.screen_input = screen_input
         self.retrieve = retrieve
         self.screen_context = screen_context
@@ -187,6 +194,9 @@ class AnswerPipeline:
         safety.record(verdict)
         if verdict.blocked:
             return _refused(verdict, safety, question.model or self.default_model, started)
+        whole = self.whole_document(question) if self.whole_document else None
+        if whole is not None:
+            return self._whole(whole, safety, started)
         retrieved = self.retrieve.run(question)
         screened = self.screen_context.run(retrieved)
         safety.dropped_chunks = len(screened.dropped)
@@ -216,6 +226,19 @@ class AnswerPipeline:
         if not evidence:
             return AnswerStream(iter([ABSTAIN_TEXT]), finish)
         return AnswerStream(output.filter(generation), finish)
+
+    def _whole(self, whole: Answer, safety: SafetyReport, started: float) -> AnswerStream:
+        """An answer made from the whole document, through the output shield like any other."""
+        output = self.screen_output.run(Screened(hits=[]))
+
+        def finish(text: str, first_token: float | None) -> Answer:
+            safety.merge(output.report)
+            citations = [dataclasses.replace(c, text=output.scrub(c.text)) for c in whole.citations]
+            return dataclasses.replace(whole, answer=text.strip(), citations=citations, safety=safety,
+                                       seconds=round(time.perf_counter() - started, 3),
+                                       first_token_seconds=None if first_token is None else round(first_token, 3))
+
+        return AnswerStream(output.filter(iter([whole.answer])), finish)
 
 
 def _refused(verdict: Verdict, safety: SafetyReport, model: str, started: float) -> AnswerStream:

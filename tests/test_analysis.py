@@ -241,3 +241,28 @@ def test_a_real_model_summarises_two_pages_with_cited_sentences(running_stack, t
     assert result["model_calls"] == 1 and result["sentences"]
     assert all(set(s["pages"]) <= {3, 4} for s in result["sentences"])
     assert sum(s["supported"] for s in result["sentences"]) >= 1
+
+
+def test_ask_answers_a_counting_question_from_every_mention_not_the_top_k(docstack, manual):
+    # No model server runs here: the answer is made from the index alone.
+    answer = docstack.ask("How many times does the pump manual mention the relief valve?", collection="manuals")
+    assert answer.answer.startswith("“relief valve” occurs 4 times in pump-manual.pdf, on 2 pages: "
+                                    "page 5 (printed 4) (3 times) [1], page 8 (printed 7) [2].")
+    assert [(c.page, c.page_label) for c in answer.citations] == [(5, "4"), (8, "7")]
+    assert answer.notices and "whole document" in answer.notices[0] and not answer.abstained
+    quoted = docstack.ask("Is 'Zephyr-9' mentioned anywhere?", collection="manuals")
+    assert "occurs 4 times" in quoted.answer and len(quoted.citations) == 4
+
+
+def test_whole_document_questions_are_told_apart_from_ordinary_ones():
+    from docstack.analysis.whole import _COMPARE, _COUNT, _EVERY, _SUMMARY, _section, _term
+
+    assert _term("How many times does the manual mention the relief valve?") == "relief valve"
+    assert _term("Is FAISS mentioned anywhere in the handbook?") == "FAISS"
+    assert _term("List every page that mentions “termination”") == "termination"
+    assert _section("Summarise chapter 4 of the manual") == "4"
+    assert _section("Give me a summary of the section on relief valves") == "relief valves"
+    assert _SUMMARY.search("Please summarize the handbook") and _COMPARE.search("What changed between v1 and v2?")
+    for ordinary in ("How often is the pump serviced?", "What does the relief valve do?", "Who pays the audit?"):
+        assert not (_SUMMARY.search(ordinary) or _COMPARE.search(ordinary) or _EVERY.search(ordinary))
+        assert not _COUNT.search(ordinary) or _term(ordinary) is None
