@@ -47,22 +47,29 @@ class PromptBuilder:
         """`quoted`: chunk ids the context shield flagged; they are packed as quoted lines under a
         warning. `image`: a data URL sent with the question, for vision models."""
         used = self.count_tokens(SYSTEM_PROMPT) + self.count_tokens(question) + 16  # + chat template
-        blocks, packed = [], []
-        for hit in hits:
-            text = quote(hit.text) if hit.chunk_id in quoted else hit.text.strip()
-            block = f"[{len(packed) + 1}] {text}\n\n"
-            cost = self.count_tokens(block)
+        texts = {hit.chunk_id: quote(hit.text) if hit.chunk_id in quoted else hit.text.strip() for hit in hits}
+        packed = []
+        for hit in hits:  # the best ranked that fit ...
+            cost = self.count_tokens(f"[{len(packed) + 1}] {texts[hit.chunk_id]}\n\n")
             if used + cost > self.budget:
                 continue
-            blocks.append(block)
             packed.append(hit)
             used += cost
+        # ... in document order, as OP-RAG (arXiv 2409.01666) found better than rank order: passages
+        # read in the order the document gives them keep its argument together.
+        packed.sort(key=document_order)
+        blocks = [f"[{n}] {texts[hit.chunk_id]}\n\n" for n, hit in enumerate(packed, start=1)]
         system = SYSTEM_PROMPT.format(excerpts="".join(blocks).rstrip())
         user: str | list[dict] = question
         if image is not None:
             user = [{"type": "text", "text": question}, {"type": "image_url", "image_url": {"url": image}}]
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         return Prompt(messages, packed, used, len(hits) - len(packed))
+
+
+def document_order(hit: Hit) -> tuple:
+    """Source, then page, then the order chunks were stored in (their ids grow through a file)."""
+    return (hit.source, hit.page or 0, hit.chunk_id)
 
 
 def quote(text: str) -> str:
