@@ -1,5 +1,5 @@
-"""Real PDF files for tests, written with reportlab: one page per string; and the small corpus
-several ingest tests share."""
+"""Real PDF files for tests, written with reportlab: one page per string (or with bookmarks and
+printed page labels); and the small corpus several ingest tests share."""
 
 from __future__ import annotations
 
@@ -39,3 +39,27 @@ def write_manual_and_notes(root: Path) -> Path:
     ])
     (root / "notes.md").write_text("# Notes\n\n## Lunch\n\nThe canteen serves soup on Fridays.\n")
     return root
+
+
+def write_outlined_pdf(path: Path, pages: list[tuple[str | None, int, str]], front: int = 0) -> Path:
+    """A PDF with bookmarks: one page per (bookmark title or None, level from 1, text). The first
+    `front` pages are numbered i, ii, ... and the pages after them 1, 2, ... (printed labels)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.setTitle(path.stem)
+    for n, (title, level, text) in enumerate(pages):
+        pdf.bookmarkPage(f"page-{n}")
+        if title:
+            pdf.addOutlineEntry(title, f"page-{n}", level - 1)
+        y = A4[1] - 72
+        for line in text.split("\n"):
+            pdf.drawString(72, y, line)
+            y -= 15
+        pdf.showPage()
+    if front:
+        pdf.addPageLabel(0, style="ROMAN_LOWER")
+        pdf.addPageLabel(front, style="ARABIC", start=1)
+    pdf.save()
+    return path

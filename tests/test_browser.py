@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.pdfs import write_pdf
+from tests.pdfs import write_outlined_pdf, write_pdf
 
 pytestmark = [pytest.mark.stack, pytest.mark.browser]
 
@@ -41,6 +41,22 @@ def plant(running_stack, tmp_path_factory) -> Path:
     (root / "canteen.md").write_text("# Canteen\n\n## Menu\n\nThe canteen serves lentil soup on Fridays.\n")
     report = running_stack.ingest([root], collection="browser-plant")
     assert report.files == 2 and not report.errors
+    return root
+
+
+@pytest.fixture(scope="module")
+def guide(running_stack, tmp_path_factory) -> Path:
+    """A PDF with bookmarks whose printed page numbers start after a contents page (p. 4 is "3")."""
+    root = tmp_path_factory.mktemp("browser-analyze")
+    write_outlined_pdf(root / "plant-guide.pdf", [
+        ("Contents", 1, "Contents: safety, exits, maintenance."),
+        ("Safety", 1, "Visitors wear a helmet on the factory floor. Keep clear of the Zephyr-9 pump while it runs."),
+        ("Exits", 2, "Emergency exits are at the north and south ends of Building C."),
+        ("Maintenance", 1, ("The Zephyr-9 pump must be serviced every 42 days by the maintenance crew.\n"
+                            "The crew replaces its filter and checks its seals at every service.")),
+    ], front=1)
+    report = running_stack.ingest([root], collection="browser-analyze")
+    assert report.files == 1 and not report.errors
     return root
 
 
@@ -72,6 +88,23 @@ def shot(page, name: str) -> None:
 def open_chat(page, ui: str, collection: str) -> None:
     page.goto(f"{ui}/?collection={collection}")
     page.locator('[data-testid="stChatInputTextArea"]').wait_for(timeout=30_000)
+
+
+def text_left(locator, word: str) -> float:
+    """Where `word` starts on the screen (x), inside the element."""
+    return locator.evaluate("""(el, word) => {
+        const walk = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        for (let node = walk.nextNode(); node; node = walk.nextNode()) {
+            const at = node.data.indexOf(word);
+            if (at >= 0) {
+                const range = document.createRange();
+                range.setStart(node, at);
+                range.setEnd(node, at + word.length);
+                return range.getBoundingClientRect().x;
+            }
+        }
+        return null;
+    }""", word)
 
 
 def playwright_timeout() -> type[Exception]:
@@ -190,3 +223,44 @@ def test_blocked_request_shows_the_refusal_and_its_reason(page, ui, plant):
     assert refusal.startswith("Refused by docstack's safety shields: the question was blocked at the input stage") \
         and "category" in refusal
     shot(page, "chat-blocked")
+
+
+def test_analyze_shows_the_outline_mentions_and_a_sections_summary_with_pages(page, ui, guide):
+    page.goto(f"{ui}/analyze?collection=browser-analyze&document=plant-guide.pdf")
+    page.get_by_role("heading", name="Analyze").wait_for(timeout=30_000)
+    tree = page.locator(".st-key-an_outline")
+    tree.get_by_text("Maintenance · p. 4 (printed 3)").wait_for(timeout=30_000)
+    entries = tree.get_by_role("button").all_inner_texts()
+    assert [" ".join(e.split()) for e in entries] == ["Contents · p. 1 (printed i)", "Safety · p. 2 (printed 1)",
+                                                      "Exits · p. 3 (printed 2)", "Maintenance · p. 4 (printed 3)"]
+    safety, exits = (text_left(tree.get_by_role("button", name=name), name) for name in ("Safety", "Exits"))
+    assert exits > safety + 10  # a subsection is indented under its section
+
+    page.get_by_role("tab", name="Mentions").click()
+    page.get_by_label("Term").fill("Zephyr-9")
+    page.get_by_role("button", name="Find mentions").click()
+    page.get_by_text("2 mentions of “Zephyr-9”").wait_for(timeout=30_000)
+    # The table is drawn on a canvas; its cells are also in an accessible table for screen readers.
+    rows = page.locator('[data-testid="stDataFrame"] tbody tr')
+    rows.first.wait_for(state="attached")
+    cells = [[c.text_content() for c in row.locator("td").all()] for row in rows.all()]
+    assert [r[:3] for r in cells] == [["2", "1", "Safety"], ["4", "3", "Maintenance"]]
+    assert [r[3] for r in cells] == ["exact", "exact"] and "every 42 days" in cells[1][4]
+    shot(page, "analyze-mentions")
+
+    page.get_by_role("tab", name="Outline").click()
+    tree.get_by_role("button", name=re.compile("^Maintenance")).click()
+    page.get_by_text("p. 4 (printed 3)").last.wait_for()
+    page.get_by_role("button", name="Summarise", exact=True).click()
+    # The model writes in a background thread: a progress bar with Cancel shows meanwhile.
+    jobs = page.locator(".st-key-an_jobs")
+    jobs.get_by_text(re.compile(r"Summary of Maintenance: (starting…|\d+ of 1 unit)")).wait_for(timeout=30_000)
+    assert jobs.get_by_role("button", name="Cancel").count() == 1
+    shot(page, "analyze-progress")
+    summary = page.locator(".st-key-an_summary")
+    summary.wait_for(timeout=ANSWER_TIMEOUT)
+    summary.get_by_text(re.compile(r"1 unit, 1 model call, 0 cached")).wait_for()
+    text = summary.inner_text()
+    assert "p. 4 (printed 3)" in text, text  # its sentences cite the section's page, with the printed number
+    assert jobs.count() == 0  # the bar is gone with the work
+    shot(page, "analyze-summary")

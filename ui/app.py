@@ -1,4 +1,4 @@
-"""docstack's web app: Chat (the landing page), Documents and Status.
+"""docstack's web app: Chat (the landing page), Documents, Analyze and Status.
 
 Page files hold page logic only; everything they do goes through `docstack.DocStack`, as the CLI does."""
 
@@ -15,6 +15,7 @@ def main() -> None:
     pages = st.navigation([  # page files are found next to this one
         st.Page("chat_page.py", title="Chat", icon=":material/chat:", default=True),
         st.Page("documents_page.py", title="Documents", icon=":material/folder:", url_path="documents"),
+        st.Page("analyze_page.py", title="Analyze", icon=":material/analytics:", url_path="analyze"),
         st.Page("status_page.py", title="Status", icon=":material/settings:", url_path="status"),
     ])
     collection_picker(docstack())

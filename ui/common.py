@@ -1,4 +1,5 @@
-"""What every page shares: the one DocStack of this server process and the chat options."""
+"""What every page shares: the one DocStack of this server process, the analysis tasks running
+in it, and the chat options."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import threading
 import streamlit as st
 
 from docstack import DocStack, DocstackError
+from docstack.ui.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
 # Chat options live in session_state under these keys, set on the Status page, read by Chat.
 OPTION_KEYS = ("opt_k", "opt_mode", "opt_model")
+# Kept the same way: the document picked on the Analyze page.
+KEPT_KEYS = (*OPTION_KEYS, "an_doc")
 AUTO_MODEL = "(default)"
 
 
@@ -33,8 +37,9 @@ def _warm_up(ds: DocStack) -> None:
 
 def keep_options() -> None:
     """Streamlit forgets a widget's value on pages that do not draw it; re-setting the keys on
-    every run keeps the Status page's choices while the user is on Chat."""
-    for key in OPTION_KEYS:
+    every run keeps the Status page's choices while the user is on Chat (and the Analyze page's
+    document while the user is elsewhere)."""
+    for key in KEPT_KEYS:
         if key in st.session_state:
             st.session_state[key] = st.session_state[key]
 
@@ -67,3 +72,9 @@ def collection_picker(ds: DocStack) -> str | None:
     if not names:
         return None
     return st.sidebar.selectbox("Collection", names, key="collection")
+
+
+@st.cache_resource
+def tasks() -> Tasks:
+    """The analysis work running in this server process (summaries, extraction), for every session."""
+    return Tasks()
