@@ -66,8 +66,10 @@ def extract(index: ChunkIndex, search: Search, writer: Writer, name: str, collec
             if where is None:
                 dropped += 1
                 continue
+            at = tree.section_at(where.page, where.section)
             rows.append({**{f: item.get(f) for f in fields}, "quote": item["quote"], "page": where.page,
-                         "page_label": tree.label(where.page), "section": where.section})
+                         "page_label": tree.label(where.page),
+                         "section": tree.sections[at].title if at is not None else where.section})
     jobs.finish(job)
     rows = sorted(_unique(rows), key=lambda r: r["page"] or 0)  # stable: the model's order within a page
     return {"document": doc.source, "fields": fields, "rows": rows, "dropped": dropped, "chunks_read": len(chosen),

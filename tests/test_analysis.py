@@ -194,7 +194,8 @@ def test_extraction_keeps_rows_quoted_verbatim_and_drops_invented_ones(docstack,
     fake = CountingWriter(window=2000, reply=reply)
     use(docstack, fake, monkeypatch)
     result = docstack.extract("pump-manual", "party, date, amount", "manuals")
-    assert [(r["party"], r["page"], r["page_label"]) for r in result["rows"]] == [("Acme Ltd", 6, "5")]
+    assert [(r["party"], r["page"], r["page_label"], r["section"]) for r in result["rows"]] == [
+        ("Acme Ltd", 6, "5", "2 Safety")]
     assert result["dropped"] >= 1
     csv = docstack.extraction_csv(result)
     assert csv.splitlines()[0] == "party,date,amount,quote,page,page_label,section" and "Acme Ltd" in csv
