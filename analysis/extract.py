@@ -52,7 +52,7 @@ def extract(index: ChunkIndex, search: Search, writer: Writer, name: str, collec
     params = {"fields": fields}
     job = Job(job_id("extract", doc.sha256, params, writer.model), "extract", doc.source, params, writer.model)
     jobs = Jobs(index)
-    by_key = {f"{g.passages[0].chunk_ids[0]}:{g.tokens}": g for g in groups}
+    by_key = {f"{g.pages[0]}-{g.pages[1]}:{n}:{g.tokens}": g for n, g in enumerate(groups)}  # stable across re-ingest
 
     def work(unit: Unit) -> dict:
         return {"text": writer.complete(_prompt(fields, by_key[unit.key].text), ANSWER_TOKENS)}

@@ -72,7 +72,8 @@ def summarize(index: ChunkIndex, embed: Embed, writer: Writer, name: str, collec
         chosen = _passages_in(index, doc, scope)
         if not chosen:
             raise DocstackError(f"{doc.source}: no text in {scope.title}")
-        units = [_PagesUnit(group) for group in pack(chosen, writer.count, writer.room(ANSWER_TOKENS))]
+        groups = pack(chosen, writer.count, writer.room(ANSWER_TOKENS))
+        units = [_PagesUnit(group, n) for n, group in enumerate(groups)]
     params = {"scope": scope.to_json(), "method": method}
     job = Job(job_id("summarize", doc.sha256, params, writer.model), "summarize", doc.source, params, writer.model)
     jobs = Jobs(index)
@@ -136,16 +137,14 @@ def _passages_in(index: ChunkIndex, doc: DocumentRecord, scope: Scope) -> list[P
 
 
 # -- units ------------------------------------------------------------------------------------
-@dataclass
 class _PagesUnit:
     """Packed pages: the model reads them; their passages are the evidence its sentences cite."""
 
-    packed: Packed
-
-    def __init__(self, packed: Packed):
-        self.packed = packed
+    def __init__(self, packed: Packed, ordinal: int):
         first, last = packed.pages
-        self.key = f"pages:{first}-{last}:{packed.passages[0].chunk_ids[0]}:{packed.tokens}"
+        # Chunk ids change when a document is ingested again; its hash (in every cache key), the
+        # pages, the unit's place and its size do not.
+        self.key = f"pages:{first}-{last}:{ordinal}:{packed.tokens}"
         self.tokens = packed.tokens
         self.text = packed.text
         self.evidence = [(p.text, p.page) for p in packed.passages]

@@ -133,6 +133,8 @@ class Library:
         staging = f".{name}.reindex"
         self.backend.delete(staging)
         report = self.ingest(self.backend.document_paths(name), collection=staging, on_progress=on_progress)
+        if self.backend.exists(staging):
+            _copy_state(self.index(name), self.index(staging))  # jobs and cached results are keyed by content
         with self._lock:  # not closed: another thread may still be reading the old one
             self._open.pop(name, None)
             self._open.pop(staging, None)
@@ -154,9 +156,10 @@ class Library:
             if there is not None and (there.sha256, there.chunks) == (record.sha256, record.chunks):
                 unchanged += 1
                 continue
-            document = _as_document(record, source.chunks(record.path))
+            document = _as_document(record, source.chunks(record.path), source.structure(record.path))
             copy.write([document])
             copied, chunks = copied + 1, chunks + len(document.chunks)
+        _copy_state(source, copy)
         copy.flush()
         return MigrationReport(name, where, copied, chunks, unchanged, round(time.monotonic() - start, 2))
 
@@ -215,9 +218,17 @@ class Library:
         return name
 
 
-def _as_document(record: DocumentRecord, stored: Sequence) -> Document:
+def _as_document(record: DocumentRecord, stored: Sequence, structure: dict | None) -> Document:
     """A stored document, ready to write elsewhere as it was."""
     return Document(record.path, record.source, record.sha256, record.pages, record.bytes, record.mtime,
                     [Chunk(c.text, c.page, c.section, c.start, c.end) for c in stored],
                     np.vstack([c.vector for c in stored]) if stored else np.zeros((0, 0), dtype=np.float32),
-                    safety=[c.safety for c in stored])
+                    safety=[c.safety for c in stored], structure=structure)
+
+
+def _copy_state(source: ChunkIndex, target: ChunkIndex) -> None:
+    """Long jobs and their cached results, to a rebuilt or copied collection (they are keyed by the
+    documents' content, which did not change)."""
+    for kind in source.state_kinds():
+        for key, value in source.states(kind).items():
+            target.put_state(kind, key, value)

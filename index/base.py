@@ -158,6 +158,9 @@ class ChunkIndex(Protocol):
     def delete_state(self, kind: str, key: str | None = None) -> None:
         """Forget one value, or with no key all of a kind."""
 
+    def state_kinds(self) -> list[str]:
+        """The kinds that hold values (to copy them with the collection: reindex, migrate)."""
+
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The chunks of `ids` that exist, with their vectors and stored verdicts, in one read."""
 

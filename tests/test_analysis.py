@@ -143,6 +143,8 @@ def test_a_section_summary_cites_pages_and_a_rerun_asks_the_model_nothing(docsta
     calls = len(fake.calls)
     again = docstack.summarize("pump-manual", "manuals", section="1 pumps")
     assert len(fake.calls) == calls and again["model_calls"] == 0 and again["sentences"] == first["sentences"]
+    docstack.reindex("manuals")  # new chunk ids, the same document
+    assert docstack.summarize("pump-manual", "manuals", section="1 Pumps")["model_calls"] == 0
 
 
 def test_every_request_fits_the_window_and_no_page_is_left_out(docstack, manual, monkeypatch):

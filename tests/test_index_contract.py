@@ -206,6 +206,7 @@ def test_state_values_round_trip_by_kind_and_key(index):
     index.put_state("job", "a", {"done": 2, "total": 4})
     index.put_state("cache", "a", {"text": "x"})
     assert index.get_state("job", "a") == {"done": 2, "total": 4} and index.get_state("job", "z") is None
+    assert index.state_kinds() == ["cache", "job"]
     assert index.states("job") == {"b": {"done": 0}, "a": {"done": 2, "total": 4}}  # oldest update first
     index.delete_state("job", "b")
     assert list(index.states("job")) == ["a"]

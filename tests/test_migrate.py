@@ -40,6 +40,9 @@ def test_migrate_then_search_postgres_finds_the_same(tmp_path, postgres_url):
         assert [h["score"] for h in found] == [h["score"] for h in before]  # the same vectors
     listed = json.loads(run_cli(["collections", "--json"], home, DOCSTACK_INDEX_URL=postgres_url).stdout)
     assert listed["docs"]["documents"] == 3 and listed["docs"]["chunks"] == ingested["chunks"]
+    outline = ["outline", "notes.md", "--collection", "docs", "--json"]  # the structure went too
+    assert json.loads(run_cli(outline, home, DOCSTACK_INDEX_URL=postgres_url).stdout) == json.loads(
+        run_cli(outline, home).stdout)
 
 
 def test_migrate_to_nowhere_is_one_line(tmp_path):

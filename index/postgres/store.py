@@ -189,6 +189,11 @@ class PostgresIndex:
                 conn.execute("DELETE FROM docstack_state WHERE collection = %s AND kind = %s AND key = %s",
                              (self._table_id, kind, key))
 
+    def state_kinds(self) -> list[str]:
+        rows = self._read("SELECT DISTINCT kind FROM docstack_state WHERE collection = %s ORDER BY kind",
+                          (self._table_id,))
+        return [r[0] for r in rows]
+
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         ids = [int(i) for i in ids]
         if not ids:

@@ -219,6 +219,9 @@ class SqliteIndex:
             else:
                 self.db.execute("DELETE FROM state WHERE kind = ? AND key = ?", (kind, key))
 
+    def state_kinds(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT kind FROM state ORDER BY kind")]
+
     def fetch(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         return {row[0]: StoredChunk(*row[:8], np.frombuffer(row[8], dtype=np.float32), row[9])
                 for row in self._rows("id, path, source, page, section, start, end, text, vector, safety", ids)}
