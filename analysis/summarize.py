@@ -13,6 +13,7 @@ model reads every page (`complete`). Either way it is a job: checkpointed, resum
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from docstack.text import sentence_spans, without_markers
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 
-PROMPT_VERSION = "summary-1"  # bump with every change to the prompts: cached results are keyed by it
+PROMPT_VERSION = "summary-2"  # bump with every change to the prompts: cached results are keyed by it
 UNIT_SENTENCES = 3
 SUMMARY_SENTENCES = 6
 ANSWER_TOKENS = 160  # three sentences; a 0.5B model that copies instead is cut, not waited for
@@ -42,6 +43,7 @@ WHOLE_UNIT_TOKENS = 1500
 # at worst); beyond it, name a section or pages.
 WHOLE_PAGES_READ = 30
 
+_LIST_ITEM = re.compile(r"^(?:\d+[.)]|[-*•])\s")  # a small model lists titles instead of writing sentences
 SYSTEM = ("You summarise documents faithfully. Use only facts stated in the given text. Write plain sentences, "
           "no lists, no headings, no preamble.")
 
@@ -173,7 +175,7 @@ def _outline_units(tree: Structure, writer: Writer) -> list[_OutlineUnit]:
         lines, evidence = [], []
         for i in range(first, stop):
             s = tree.sections[i]
-            lines.append(("  " * (s.level - 1)) + f"{s.title} (page {s.page})")
+            lines.append(("  " * (s.level - 1)) + s.title)  # pages stay out: a small model copies them
             for sentence in tree.highlights.get(i, []):
                 lines.append(("  " * s.level) + sentence)
                 evidence.append((sentence, s.page))
@@ -199,10 +201,13 @@ def _fit(text: str, count: Callable[[str], int], room: int) -> str:
 
 # -- prompts and citing ---------------------------------------------------------------------------
 def _map_prompt(scope: Scope, unit) -> list[dict]:
-    what = "the outline and key passages of" if isinstance(unit, _OutlineUnit) else "this part of"
+    if isinstance(unit, _OutlineUnit):
+        ask = (f"Below are the section titles of part of {scope.title}, each followed by key sentences from it. "
+               f"In at most {UNIT_SENTENCES} sentences, say what this part covers.")
+    else:
+        ask = f"Summarise this part of {scope.title} in at most {UNIT_SENTENCES} sentences."
     return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Summarise {what} {scope.title} in at most {UNIT_SENTENCES} sentences.\n\n"
-                                        f"{unit.text}\n\nSummary:"}]
+            {"role": "user", "content": f"{ask}\n\n{unit.text}\n\nSummary:"}]
 
 
 def _attributed(text: str, evidence: list[tuple[str, int | None]], embed: Embed) -> list[dict]:
@@ -215,8 +220,8 @@ def _attributed(text: str, evidence: list[tuple[str, int | None]], embed: Embed)
     sentences = []
     for start, end in sentence_spans(text):
         sentence = text[start:end].strip()
-        if len(sentence.split()) < 3 or (end >= len(text) and not _ended(sentence)):
-            continue  # a fragment, or the last sentence cut off by the answer's token limit
+        if len(sentence.split()) < 4 or _LIST_ITEM.match(sentence) or (end >= len(text) and not _ended(sentence)):
+            continue  # a fragment, a list item, or the last sentence cut off by the answer's token limit
         cited = attribute(sentence, texts, embed, vectors)
         pages = sorted({evidence[n - 1][1] for n in cited.numbers if evidence[n - 1][1] is not None})
         sentences.append({"text": sentence, "pages": pages, "supported": bool(cited.numbers)})
