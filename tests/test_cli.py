@@ -33,7 +33,7 @@ def test_ingest_search_and_errors(tmp_path, corpus):
     assert result.returncode == 0, result.stderr
     hits = json.loads(result.stdout)
     assert len(hits) == 2
-    assert set(hits[0]) == {"chunk_id", "source", "page", "section", "score", "text"}
+    assert set(hits[0]) == {"chunk_id", "source", "page", "section", "score", "text", "page_label"}
     assert hits[0]["source"] == str(corpus / "manual.pdf") and hits[0]["page"] == 2
     assert hits[0]["score"] >= hits[1]["score"]
 

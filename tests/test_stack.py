@@ -61,7 +61,7 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
     assert "soup" in answer["answer"].lower()
     assert answer["citations"][0]["source"] == str(corpus / "canteen.md")
     assert answer["citations"][0]["page"] is None
-    assert set(answer["citations"][0]) == {"n", "chunk_id", "source", "page", "text"}
+    assert set(answer["citations"][0]) == {"n", "chunk_id", "source", "page", "text", "page_label"}
 
 
 def test_the_model_server_finishes_every_request_it_is_given_at_once(running_stack):
