@@ -9,6 +9,7 @@ and the last part of the document carries the result (`Document.structure`, JSON
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -22,6 +23,13 @@ from docstack.text import sentence_spans
 HIGHLIGHTS = 3
 CANDIDATES = 48
 PATH_SEPARATOR = " > "
+# What a title's key leaves out: a leading "Chapter"/"Part"/"Appendix"/"Section", the numbers
+# and letters that number it ("2.3.1", "A.2", "IV", "B"), and everything but letters and digits.
+# Bookmarks and printed headings disagree on exactly these: the Octave manual's bookmark "Running
+# Octave" is printed "1.1 Running Octave", gnuplot's "I Gnuplot" is printed "Part I" over "Gnuplot".
+_TITLE_WORD = re.compile(r"^(?i:part|chapter|appendix|section)\s+")
+_NUMBERING = re.compile(r"^(?:\d+(?:\.\d+)*|[A-Z](?:\.\d+)*|[IVXLC]+)[.:]?\s+(?=\S)")
+_NOT_WORD = re.compile(r"[\W_]+")
 
 
 @dataclass(frozen=True)
@@ -142,6 +150,15 @@ class OutlineBuilder:
             order = np.argsort(-(vectors @ centre))[:HIGHLIGHTS]
             highlights[index] = [_first_sentence(members[i][0]) for i in sorted(order)]
         return highlights
+
+
+def title_key(title: str) -> str:
+    """A section title as compared with another (a bookmark's with a line of its page, a detected
+    heading's with a bookmark's): numbering, spacing, punctuation and case ignored."""
+    text = _TITLE_WORD.sub("", " ".join(title.split()))
+    while (bare := _NUMBERING.sub("", text, count=1)) != text:
+        text = bare
+    return _NOT_WORD.sub("", text.casefold())
 
 
 def _from_paths(paths: list[tuple[str, int | None]]) -> list[Section]:
