@@ -66,10 +66,13 @@ mutation: install
 	done
 
 BENCH_PDFS := /usr/share/doc/texlive-doc/latex/base/source2e.pdf /usr/share/doc/texlive-doc/generic/pgf/pgfmanual.pdf
+LONGDOC_PDFS := /usr/share/doc/octave/octave.pdf /usr/share/doc/gnuplot/gnuplot.pdf
 
 bench: install
 	@ls $(BENCH_PDFS) >/dev/null 2>&1 || apt-get install -y -q texlive-latex-base-doc texlive-pictures-doc \
 		|| echo "no $(BENCH_PDFS): the PDF benchmarks are skipped"
+	@ls $(LONGDOC_PDFS) >/dev/null 2>&1 || apt-get install -y -q octave-doc gnuplot-doc \
+		|| echo "no $(LONGDOC_PDFS): the long-document benchmarks are skipped"
 	$(BIN)/python bench/bench_spine.py
 	$(BIN)/python bench/bench_pdf_parse.py
 	$(BIN)/python bench/bench_ingest.py
@@ -78,6 +81,7 @@ bench: install
 	$(BIN)/python bench/bench_ui.py
 	$(BIN)/python bench/bench_safety.py
 	$(BIN)/python bench/bench_ray_ingest.py
+	$(BIN)/python bench/longdoc/outline.py
 
 down:
 	$(BIN)/docstack down

@@ -104,7 +104,6 @@ class Bookmarks:
             self.marks[mark.section.page or 0].append(mark)
         self.path: str | None = None  # the section the last page ended in
         self.body = BodySize()
-        self.located = 0  # bookmarks whose title was found on their page
 
     def pieces(self, pages: list[list[Line]], first_page: int) -> Iterator[Piece]:
         self.body.add(pages)
@@ -121,9 +120,7 @@ class Bookmarks:
         keys = [title_key(line.text) for line in lines] if marks else []
         for mark in marks:
             found = self._locate(mark, lines, keys, cursor, body)
-            if found is not None:
-                cursor = found
-                self.located += 1
+            cursor = cursor if found is None else found
             cuts.append((cursor, mark.section.path))
         return cuts
 
@@ -253,8 +250,8 @@ class Headings:
     def _heading(self, lines: list[Line], i: int, body: float) -> tuple[_Heading | None, int]:
         """The heading that starts at line i, if one does, and the lines it takes."""
         line = lines[i]
-        if line.run_in and not line.bold:
-            return self._run_in(line, i, body), 1
+        if line.run_in and not line.bold and (heading := self._run_in(line, i, body)):
+            return heading, 1
         numbered = NUMBERING.match(line.text)
         styled = _styled(line, body)
         if not (styled or numbered) or not _title_like(line, numbered, body):
