@@ -19,7 +19,8 @@ def _write(path: Path, pages: list[list], labels: bool = False) -> Path:
     """One PDF page per list. An item is a body line (str), a line in its own type
     ((text, font, size)), a row of table cells ([cells], font) set 110 points apart, or a
     bookmark at that height (("#", title, level)), or to the page as a whole (("#", title,
-    level, "Fit"))."""
+    level, "Fit")), or words in bold run into a paragraph, that many points before the rest
+    (("run-in", bold, rest, points))."""
     from reportlab.pdfgen import canvas
 
     pdf = canvas.Canvas(str(path), pagesize=(612, 792))
@@ -34,6 +35,14 @@ def _write(path: Path, pages: list[list], labels: bool = False) -> Path:
                 else:
                     pdf.bookmarkPage(f"m{marks}", fit="XYZ", left=0, top=y + 20)
                 pdf.addOutlineEntry(item[1], f"m{marks}", level=item[2])
+                continue
+            if isinstance(item, tuple) and item[0] == "run-in":
+                _, bold, rest, gap = item
+                pdf.setFont("Helvetica-Bold", BODY[1])
+                pdf.drawString(72, y, bold)
+                pdf.setFont(*BODY)
+                pdf.drawString(72 + pdf.stringWidth(bold, "Helvetica-Bold", BODY[1]) + gap, y, rest)
+                y -= LINE
                 continue
             if isinstance(item, list):
                 cells, font = item
@@ -143,23 +152,29 @@ def test_chunks_carry_their_sections_path_and_the_structure_is_stored(docstack, 
 
 def _unmarked(path: Path) -> Path:
     """No bookmarks; a running header in bold on every page; a contents page; a numbered list; a
-    numbered line out of sequence; a table whose header row is bold; a bold caption; headings
-    numbered in bold, numbered in body type (1.1), and unnumbered in larger type (Safety
-    Notes)."""
+    numbered line out of sequence; a table whose header row is bold; a bold caption; a bold word
+    in a paragraph; a paragraph in bold; code in bold; the title and axes of a chart; headings
+    numbered in bold, numbered in body type (1.1), unnumbered in larger type (Safety Notes), and
+    run into their paragraph (Priming: bold, then an em)."""
     header = ("ACME Pump Manual", "Helvetica-Bold", 11)
     return _write(path, [
-        [header, ("Contents", "Helvetica-Bold", 18), ("1 Installation . . . . . . . . . . . . 2", "Helvetica-Bold", 11),
-         "1.1 Unpacking . . . . . . . . . . . . 2", ("2 Operation and Daily Care 4", "Helvetica-Bold", 11),
+        [header, ("Contents", "Helvetica-Bold", 18),
+         ("1 Installation . . . . . . . . . . . . 2", "Helvetica-Bold", 11), "1.1 Unpacking . . . . . . . . . . . . 2",
+         ("2 Operation and Daily Care 4", "Helvetica-Bold", 11),
          ("Spare Parts and Service..............ix", "Helvetica-Bold", 11), *_prose("contents", 6)],
         [header, ("1 Installation", "Helvetica-Bold", 18), *_prose("installation"), "5 Bolts hold the base",
          *_prose("bolts"), "1 Remove the cover", "2 Lift the pump out", "3 Check the seals", *_prose("list"),
          "1.1 Unpacking", *_prose("unpacking")],
         [header, *_prose("crate"), ("Safety Notes", "Helvetica", 16), *_prose("safety"),
+         ("Always switch the power off before", "Helvetica-Bold", 11),
+         ("opening the housing.", "Helvetica-Bold", 11), ("Head over flow", "Helvetica-Bold", 12), "Head", "Flow m3/h",
          [["Model", "Flow", "Pressure", "Noise"], "Helvetica-Bold"],
          [["P-100", "20", "3.5", "41"], "Helvetica"], [["P-200", "35", "4.0", "44"], "Helvetica"],
          ("Figure 2: Pump curve", "Helvetica-Bold", 11), *_prose("curve")],
         [header, ("2 Operation", "Helvetica-Bold", 18), *_prose("operation"), ("2.1 Starting", "Helvetica-Bold", 14),
-         *_prose("starting")],
+         *_prose("starting"), ("Mode=auto|manual", "Courier-Bold", 11), *_prose("mode"),
+         ("run-in", "Priming", "Fill the pump with water before the first start.", 11), *_prose("priming"),
+         ("run-in", "Warning", "never let the pump run dry for long.", 3), *_prose("dry")],
     ])
 
 
@@ -173,6 +188,7 @@ def test_headings_are_found_in_a_pdf_without_bookmarks(tmp_path):
         ("Safety Notes", 2, 3),  # unnumbered, larger than the body: ranked below the chapters' size
         ("2 Operation", 1, 4),
         ("2.1 Starting", 2, 4),
+        ("Priming", 3, 4),  # below the deepest level of the headings set larger
     ]
     by_section = {r.section: r.text for r in records if r.page != 3}
     # The contents lines, the list, the table, the caption and the running header stay body text.
@@ -182,6 +198,10 @@ def test_headings_are_found_in_a_pdf_without_bookmarks(tmp_path):
     assert "\n5 Bolts hold the base\n" in by_section["1 Installation"]
     safety = next(r.text for r in records if r.section == "1 Installation > Safety Notes")
     assert "Model Flow Pressure Noise\nP-100 20 3.5 41" in safety and "Figure 2: Pump curve" in safety
+    assert "\nAlways switch the power off before\nopening the housing.\n" in safety
+    assert "\nHead over flow\nHead\n" in safety
     assert not any("ACME Pump Manual" in r.text for r in records)
+    assert "\nWarning never let the pump run dry" in by_section["2 Operation > 2.1 Starting > Priming"]
+    assert "\nMode=auto|manual\n" in by_section["2 Operation > 2.1 Starting"]
     assert [r.section for r in records if r.page == 3] == ["1 Installation > 1.1 Unpacking",
                                                            "1 Installation > Safety Notes"]

@@ -13,6 +13,7 @@ import ctypes
 import logging
 import re
 import threading
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -212,6 +213,7 @@ _HEADING_SIZE = 1.15  # a line set this much larger than the page's usual size m
 _HEADING_WORDS = 16
 _RUN_IN_WORDS = 6
 _RUN_IN_GAP = 0.8  # ems
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 _BOLD_NAME = re.compile(r"bold|black|heavy|demi|[-,]B[dI]?$|BX\d", re.IGNORECASE)
 
 
@@ -242,14 +244,18 @@ class _Typist:
 
         self.raw, self.handle, self.text = raw, textpage.raw, text
         # PDFium's text and its list of characters agree, but for the rare character it inserts
-        # or leaves out: then each position is looked up.
-        self.same = len(text) == raw.FPDFText_CountChars(self.handle)
+        # or leaves out: then each position is looked up, in UTF-16 units, where a character
+        # beyond the BMP (a math italic x: U+1D465) counts two.
+        self.astral = [m.start() for m in _ASTRAL.finditer(text)]
+        self.same = not self.astral and len(text) == raw.FPDFText_CountChars(self.handle)
         self.doubles = [ctypes.c_double() for _ in range(4)]
         self.name = ctypes.create_string_buffer(96)
         self.size_of, self.weight_of = raw.FPDFText_GetFontSize, raw.FPDFText_GetFontWeight
 
     def char(self, position: int) -> int:
-        return position if self.same else self.raw.FPDFText_GetCharIndexFromTextIndex(self.handle, position)
+        if self.same:
+            return position
+        return self.raw.FPDFText_GetCharIndexFromTextIndex(self.handle, position + bisect_left(self.astral, position))
 
     def line(self, clean: str, first: int, last: int) -> Line:
         """Size: the smaller of the first and last characters' (a larger symbol inside a body line

@@ -59,6 +59,7 @@ _LEADERS = re.compile(r"(?:\.\s?){4,}|…|_{4,}")  # a table of contents' dotted
 _CAPTION = re.compile(r"(?i:fig(?:ure|\.)?|table|listing|plate|exhibit|chart)\s+[\dA-Z]+(?:[.\-]\d+)*\s*[.:]")
 _PAGE_AT_END = re.compile(r"\s\d+$")  # "1.2 Simple Examples 6": a contents line without leaders
 _NOT_WORD = re.compile(r"[\W_]+")
+_CODE = re.compile(r"[{}=|]")  # code: key=value, {arguments}, choice|choice
 _FOLIO = re.compile(r"^(?:\d+|[ivxlc]+)\b|\b(?:\d+|[ivxlc]+)$")  # a printed page number first or last
 _FIGURE = re.compile(r"[-+±(]?[\d.,:/%x×]+\)?")
 _LARGER = 1.15  # a line set this much larger than the body text is a heading (texinfo and LaTeX: 1.2-1.9)
@@ -207,8 +208,8 @@ class _Heading:
 class Headings:
     """Cuts pages where headings detected in the text start; their heading paths make the
     section tree (structure.OutlineBuilder, "headings"). Levels come from the numbering's depth,
-    else from the font size: the level numbered headings of that size have, else its rank among
-    the sizes headings are set in (bold body type last)."""
+    else from the type: the level numbered headings in that size have, else one below the
+    deepest level of the headings set larger."""
 
     def __init__(self) -> None:
         self.trail: list[tuple[int, str]] = []
@@ -233,11 +234,14 @@ class Headings:
             yield from split(number, lines, before, cuts)
 
     def _level(self, heading: _Heading) -> int:
-        if heading.depth:
-            return heading.depth
-        if heading.kind in self.levels:
-            return self.levels[heading.kind]
-        return 1 + sum(1 for kind in self.kinds if kind > heading.kind)
+        return heading.depth or self._kind_level(heading.kind)
+
+    def _kind_level(self, kind: tuple[float, int]) -> int:
+        """The level numbered headings of this kind have, else one below the deepest level of the
+        kinds set larger (a heading run in below those on lines of their own in its size)."""
+        if kind in self.levels:
+            return self.levels[kind]
+        return 1 + max((self._kind_level(larger) for larger in self.kinds if larger > kind), default=0)
 
     def _find(self, lines: list[Line], body: float) -> Iterator[_Heading]:
         i = 0
@@ -261,7 +265,10 @@ class Headings:
         number = _number(numbered)
         if not styled and not self._plain_numbered(lines, i, numbered, number):
             return None, 1
-        title, size, span = _joined(lines, i, numbered, body)
+        joined = _joined(lines, i, numbered, styled, body)
+        if joined is None:
+            return None, 1
+        title, size, span = joined
         kind = (size, 1)
         self.kinds.add(kind)
         depth = 0
@@ -311,8 +318,10 @@ def _title_like(line: Line, numbered: re.Match | None, body: float) -> bool:
     if len(_NOT_WORD.sub("", rest)) < 2:
         return False  # an index's letters, "A", "B", and its symbols
     larger = body > 0 and line.size >= _LARGER * body
-    if _LEADERS.search(text) or _CAPTION.match(text) or rest[-1] in ".,;:" or rest[0] in "([{,;:.)]}":
+    if _LEADERS.search(text) or _CAPTION.match(text) or rest[-1] in ".,;:":
         return False
+    if _CODE.search(rest) or not (numbered or rest[0].isalnum() or rest[0] in "\"'“‘«"):
+        return False  # code set in bold: "\\pgfplotstablecol", "/pgfplots/table/header=true|false"
     if rest[0].islower() and not larger:
         return False  # a large heading may start with a name in code ("containers.Map")
     if _PAGE_AT_END.search(text) and not larger:
@@ -327,13 +336,16 @@ def _in_figure(lines: list[Line], i: int) -> bool:
     after = [line.text for line in lines[i + 1:i + 3]]
     if after and _CAPTION.match(after[0]):
         return True
-    return len(after) == 2 and all(len(text.split()) <= 2 for text in after) \
-        and not any(NUMBERING.match(text) for text in after)
+    return len(after) == 2 and all(len(text.split()) <= 2 and not text.endswith(":") for text in after) \
+        and not any(NUMBERING.match(text) for text in after)  # "Syntax:" over "raise {id}" is no figure
 
 
-def _joined(lines: list[Line], i: int, numbered: re.Match | None, body: float) -> tuple[str, float, int]:
-    """A heading's whole title: a label alone ("Part I", "Chapter 4") takes the next line as its
-    title; a long title wrapped onto the next lines (same type, close below) takes them too."""
+def _joined(lines: list[Line], i: int, numbered: re.Match | None, styled: bool,
+            body: float) -> tuple[str, float, int] | None:
+    """A heading's whole title, its size and its lines: a label alone ("Part I", "Chapter 4")
+    takes the next line as its title; a long title set large or bold, wrapped onto the next
+    lines (same type, close below), takes them too. None where that type goes on past a title:
+    a paragraph set large or in bold (the prose of a .dtx manual, larger than its listings)."""
     line = lines[i]
     title, size, span = line.text, line.size, 1
     if numbered and numbered.end() == len(line.text):
@@ -341,15 +353,20 @@ def _joined(lines: list[Line], i: int, numbered: re.Match | None, body: float) -
         if after and _styled(after, body) and _title_like(after, None, body):
             return f"{title} {after.text}", max(size, after.size), 2
         return title, size, 1
-    while span < 3 and i + span < len(lines):
+    while styled and i + span < len(lines):
         after = lines[i + span]
-        close = 0 < lines[i + span - 1].y - after.y <= 1.6 * max(size, 1)
-        if not (close and abs(after.size - size) < 0.2 and after.bold == line.bold and size > 0
-                and _styled(after, body) and not NUMBERING.match(after.text)
-                and _title_like(after, None, body)):
+        if not _wraps(lines[i + span - 1], after, line) or NUMBERING.match(after.text):
             break
+        if span == 3 or not _title_like(after, None, body):
+            return None
         title, span = f"{title} {after.text}", span + 1
     return title, size, span
+
+
+def _wraps(above: Line, below: Line, first: Line) -> bool:
+    """Whether `below` goes on from `above` in the type of a heading's first line, close below."""
+    return first.size > 0 and abs(below.size - first.size) < 0.2 and below.bold == first.bold \
+        and 0 < above.y - below.y <= 1.6 * first.size
 
 
 def _number(numbered: re.Match | None) -> tuple[int, ...]:
