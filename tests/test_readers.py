@@ -43,7 +43,7 @@ def test_unsupported_type(tmp_path):
 
 
 def test_a_word_hyphenated_across_a_line_break_is_one_word_again():
-    from docstack.ingest.readers.pdf import _lines
+    from docstack.ingest.readers.pdf import _cleaned
 
     # PDFium's text of the Octave manual, page 31: U+FFFE marks the hyphenation of "session".
-    assert _lines("how to start an Octave ses\ufffesion, get help") == ["how to start an Octave session, get help"]
+    assert _cleaned("how to start an Octave ses\ufffesion, get help") == ["how to start an Octave session, get help"]

@@ -18,8 +18,8 @@ LINE = 16
 def _write(path: Path, pages: list[list], labels: bool = False) -> Path:
     """One PDF page per list. An item is a body line (str), a line in its own type
     ((text, font, size)), a row of table cells ([cells], font) set 110 points apart, or a
-    bookmark at that height (("#", title, level)), or to the page as a whole (("#", title,
-    level, "Fit")), or words in bold run into a paragraph, that many points before the rest
+    bookmark at that height (("#", title, level)), or to its page with no height (("#", title,
+    level, "no top")), or words in bold run into a paragraph, that many points before the rest
     (("run-in", bold, rest, points))."""
     from reportlab.pdfgen import canvas
 
@@ -30,8 +30,8 @@ def _write(path: Path, pages: list[list], labels: bool = False) -> Path:
         for item in page:
             if isinstance(item, tuple) and item[0] == "#":
                 marks += 1
-                if item[3:] == ("Fit",):
-                    pdf.bookmarkPage(f"m{marks}", fit="Fit")
+                if item[3:] == ("no top",):
+                    pdf.bookmarkPage(f"m{marks}", fit="XYZ", left=0, top=None)
                 else:
                     pdf.bookmarkPage(f"m{marks}", fit="XYZ", left=0, top=y + 20)
                 pdf.addOutlineEntry(item[1], f"m{marks}", level=item[2])
@@ -72,14 +72,14 @@ def _bookmarked(path: Path) -> Path:
     """Four pages: a preface (page "i"), chapter 1 with sections 1.1 (part-way down page 2) and
     1.2 (part-way down page 3), chapter 2 on page 4 with two headings "Examples" of which the
     second is bookmarked. The bookmarks of the sections leave their numbers out, as the Octave
-    manual's do; the one of 1.2 points at its page as a whole, and a body line above its heading
-    reads "Mounting" too."""
+    manual's do; the one of 1.2 points at its page with no height, and a body line above its
+    heading reads "Mounting" too."""
     examples = ("Examples", "Helvetica-Bold", 14)
     return _write(path, [
         [("#", "Preface", 0), ("Preface", "Helvetica-Bold", 18), *_prose("preface")],
         [("#", "1 Installation", 0), ("1 Installation", "Helvetica-Bold", 18), *_prose("installation"),
          ("#", "Unpacking", 1), ("1.1 Unpacking", "Helvetica-Bold", 14), *_prose("unpacking")],
-        [*_prose("crate", 10), "Mounting", *_prose("crate", 2), ("#", "Mounting", 1, "Fit"),
+        [*_prose("crate", 10), "Mounting", *_prose("crate", 2), ("#", "Mounting", 1, "no top"),
          ("1.2 Mounting", "Helvetica-Bold", 14), *_prose("mounting")],
         [("#", "2 Operation", 0), ("2 Operation", "Helvetica-Bold", 18), *_prose("operation"), examples,
          *_prose("first example"), ("#", "Examples", 1), examples, *_prose("second example")],

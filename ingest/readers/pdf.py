@@ -135,7 +135,7 @@ def _top(pdf: Any, dest: Any, index: int) -> tuple[float | None, bool]:
     if mode in (_FIT, _FITB):
         return None, True
     top = view[1] if mode == _XYZ and len(view) > 1 else view[0] if mode in (_FITH, _FITBH) and view else None
-    if top is None:
+    if not top or top <= 0:  # PDFium reads a null top ("keep the viewer's") as 0
         return None, False
     return float(top), top >= 0.85 * height
 
@@ -220,13 +220,9 @@ _BOLD_NAME = re.compile(r"bold|black|heavy|demi|[-,]B[dI]?$|BX\d", re.IGNORECASE
 def _typed(textpage: Any, text: str) -> list[Line]:
     """The non-empty lines of a page's text, with their font size, boldness and height."""
     typist = _Typist(textpage, text)
-    # Ligatures and control characters are replaced in the whole text at once; line breaks are
-    # untouched, so its lines and the original's (whose positions PDFium knows) pair up.
-    cleaned = _BREAK.split(_CONTROL.sub("", text.translate(_LIGATURES)))
     spans, start = [], 0
-    for match, clean in zip(chain(_BREAK.finditer(text), [None]), cleaned, strict=True):
+    for match, clean in zip(chain(_BREAK.finditer(text), [None]), _cleaned(text), strict=True):
         end = match.start() if match else len(text)
-        clean = " ".join(clean.split())
         if clean:
             segment = text[start:end]
             spans.append((clean, start + len(segment) - len(segment.lstrip()), start + len(segment.rstrip()) - 1))
@@ -234,6 +230,13 @@ def _typed(textpage: Any, text: str) -> list[Line]:
     lines = [typist.line(*span) for span in spans]
     usual = _usual_size(lines)
     return [typist.spread(line, span) if _maybe_heading(line, usual) else line for line, span in zip(lines, spans)]
+
+
+def _cleaned(text: str) -> list[str]:
+    """Each line of a page's text, ligatures spelled out, control characters and hyphenation marks
+    dropped, spaces collapsed; "" for a blank line. The whole text is cleaned at once and line
+    breaks are untouched, so these lines and the text's own (whose positions PDFium knows) pair up."""
+    return [" ".join(line.split()) for line in _BREAK.split(_CONTROL.sub("", text.translate(_LIGATURES)))]
 
 
 class _Typist:
