@@ -17,6 +17,7 @@ import numpy as np
 from docstack.analysis.documents import find, structure
 from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, Filters, StoredChunk
+from docstack.index.keywords import STOPWORDS
 from docstack.ingest.structure import Structure
 
 Embed = Callable[[Sequence[str]], np.ndarray]
@@ -24,6 +25,8 @@ Embed = Callable[[Sequence[str]], np.ndarray]
 # A related passage is at least this close to the term (cosine, MiniLM): below it, passages that
 # merely share the document's topic came back.
 RELATED_MIN_SIMILARITY = 0.45
+# A related passage's words count as close when they are this many words apart or fewer.
+NEAR_WORDS = 12
 QUOTE_CHARS = 110  # either side of the match
 _LEADERS = re.compile(r"(?:\s*\.){4,}\s*")  # a contents line's dotted leaders
 
@@ -55,7 +58,7 @@ def pattern(term: str) -> re.Pattern:
 
 
 def mentions(index: ChunkIndex, embed: Embed, term: str, collection: str, document: str | None = None,
-             related: int = 10) -> dict:
+             related: int = 5) -> dict:
     """{"term", "count", "mentions": [...]}: exact occurrences in document order, then at most
     `related` passages about the term in other words."""
     docs = [find(index, document, collection)] if document else index.documents()
@@ -71,7 +74,12 @@ def mentions(index: ChunkIndex, embed: Embed, term: str, collection: str, docume
     exact, seen_chunks = _exact(index, term, filters, wanted, tree)
     found = [m for _, m in sorted(exact, key=lambda pair: pair[0])]
     if related:
-        found += _related(index, embed, term, filters, wanted, seen_chunks, tree, related)
+        exact_pages = {(m.source, m.page) for _, m in exact}
+        near = _near(index, term, filters, wanted, exact_pages, tree, related)
+        found += near
+        if len(near) < related:
+            taken = seen_chunks | {m.chunk_id for m in near}
+            found += _related(index, embed, term, filters, wanted, taken, tree, related - len(near))
     return {"term": term, "count": len(exact), "documents": len(docs),
             "mentions": [m.to_json() for m in found]}
 
@@ -90,6 +98,80 @@ def _exact(index, term, filters, wanted, tree) -> tuple[list[tuple[tuple, Mentio
                 order = (chunk.path, chunk_id, match.start())
                 occurrences[place] = (order, _mention(chunk, tree(chunk.path), _quote(chunk.text, match), "exact"))
     return list(occurrences.values()), {m.chunk_id for _, m in occurrences.values()}
+
+
+def _near(index, term, filters, wanted, exact_pages, tree, limit) -> list[Mention]:
+    """Pages that speak of the term in other words: every word of it (any ending, any order)
+    close together, best first: within a section whose title has them all, then by how few words
+    apart they are. A printed index's concepts ("bugs, reporting" for a page on reporting bugs)
+    are found this way where the phrase itself never occurs."""
+    stems = _stems(term)
+    if not stems:
+        return []
+    chunks = index.fetch(index.containing(" ".join(stems), filters, any_order=True))
+    best: dict[tuple, tuple[float, StoredChunk, tuple[int, int]]] = {}
+    for chunk in chunks.values():
+        if chunk.path not in wanted or (chunk.source, chunk.page) in exact_pages:
+            continue
+        found = _window(chunk.text, stems)
+        if found is None:
+            continue
+        at = tree(chunk.path).section_at(chunk.page, chunk.section)
+        title = tree(chunk.path).sections[at].title if at is not None else (chunk.section or "")
+        titled = all(any(w.startswith(s) for w in _words(title)) for s in stems)
+        score = 2.0 * titled + 1.0 / (1.0 + found[2] / NEAR_WORDS)
+        key = (chunk.path, chunk.page if chunk.page is not None else chunk.chunk_id)
+        if key not in best or score > best[key][0]:
+            best[key] = (score, chunk, found[:2])
+    ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
+    ranked.sort(key=lambda item: (item[1].path, item[1].chunk_id))
+    return [_mention(c, tree(c.path), _span_quote(c.text, span), "related") for _, c, span in ranked]
+
+
+def _stems(term: str) -> list[str]:
+    """The term's content words, each cut to a stem FTS5 and tsquery can take as a prefix
+    ("reporting" -> "repor", "bugs" -> "bug")."""
+    words = [w.lower() for w in re.findall(r"\w+", term) if w.lower() not in STOPWORDS]
+    return list(dict.fromkeys(w[: max(3, min(5, len(w) - 1))] for w in words))
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in re.findall(r"\w+", text)]
+
+
+def _window(text: str, stems: list[str]) -> tuple[int, int, int] | None:
+    """The shortest run of the text's words holding a word starting with each stem: its character
+    span and its length in words; None when some stem is missing."""
+    words = [(m.start(), m.end(), m.group().lower()) for m in re.finditer(r"\w+", text)]
+    hits = [(i, k) for i, (_, _, w) in enumerate(words) for k, s in enumerate(stems) if w.startswith(s)]
+    if len({k for _, k in hits}) < len(stems):
+        return None
+    best, last = None, {}
+    for i, k in hits:
+        last[k] = i
+        if len(last) == len(stems):
+            start = min(last.values())
+            if best is None or i - start < best[1] - best[0]:
+                best = (start, i)
+    start, end = best
+    return words[start][0], words[end][1], end - start + 1
+
+
+def _span_quote(text: str, span: tuple[int, int]) -> str:
+    return _quote(text, _Span(*span))
+
+
+class _Span:
+    """A character span standing in for a regex match, for _quote."""
+
+    def __init__(self, start: int, end: int):
+        self._start, self._end = start, end
+
+    def start(self) -> int:
+        return self._start
+
+    def end(self) -> int:
+        return self._end
 
 
 def _related(index, embed, term, filters, wanted, exact_chunks, tree, limit) -> list[Mention]:

@@ -290,7 +290,7 @@ class DocStack:
         return analysis_outline(self.library.index(collection), document, self._name(collection))
 
     def mentions(self, term: str, document: str | None = None, collection: str | None = None,
-                 related: int = 10) -> dict:
+                 related: int = 5) -> dict:
         """Every occurrence of `term` (not the top k), in document order, and up to `related`
         passages about it in other words."""
         return analysis_mentions(self.library.index(collection), self.embedder.embed, term, self._name(collection),

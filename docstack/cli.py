@@ -342,7 +342,7 @@ def mentions(
     term: Annotated[str, typer.Argument(help="a word or phrase")],
     document: Annotated[str | None, typer.Option("--document", "-d", help="only this document")] = None,
     collection: Collection = None,
-    related: Annotated[int, typer.Option("--related", min=0, max=50, help="passages about it in other words")] = 10,
+    related: Annotated[int, typer.Option("--related", min=0, max=50, help="passages about it in other words")] = 5,
     as_json: AsJson = False,
 ) -> None:
     """Every place a term occurs (not the top k), in document order, grouped by section."""

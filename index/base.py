@@ -140,9 +140,10 @@ class ChunkIndex(Protocol):
     def keyword_search(self, query: str, k: int, filters: Filters | None = None) -> Scored:
         """The k best chunks for the query's words by BM25 (higher is better)."""
 
-    def containing(self, phrase: str, filters: Filters | None = None) -> list[int]:
+    def containing(self, phrase: str, filters: Filters | None = None, any_order: bool = False) -> list[int]:
         """Every chunk (not the top k) whose text may hold the phrase, in document order: the
-        keyword index's candidates, a superset the caller checks against the text."""
+        keyword index's candidates, a superset the caller checks against the text. `any_order`:
+        every chunk whose text or section has a word starting with each of the phrase's words."""
 
     def structure(self, path: str) -> dict | None:
         """The document's section tree and page labels (JSON of docstack.ingest.structure)."""

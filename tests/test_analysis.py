@@ -124,6 +124,15 @@ def test_mentions_finds_every_occurrence_once_in_document_order_with_labels_and_
     assert docstack.mentions("Zephyr-99", "pump-manual", "manuals", related=0)["count"] == 0
 
 
+def test_a_concept_in_other_words_and_order_is_found_as_related(docstack, manual):
+    # As a printed index lists it: "service, logs" for the page that says "logs every service".
+    result = docstack.mentions("service, logs", "pump-manual", "manuals", related=3)
+    assert result["count"] == 0
+    first = result["mentions"][0]
+    assert (first["match"], first["page"], first["section"]) == ("related", 4, "1.1 Servicing")
+    assert "logs every service" in first["quote"]
+
+
 def test_related_passages_are_marked_and_not_counted(docstack, manual):
     result = docstack.mentions("maintenance schedule", "pump-manual", "manuals", related=3)
     assert result["count"] == 0

@@ -146,7 +146,7 @@ class PostgresIndex:
             return {}, 0, 0
         return {r[0]: r[1] for r in rows}, rows[0][2], rows[0][3]
 
-    def containing(self, phrase: str, filters: Filters | None = None) -> list[int]:
+    def containing(self, phrase: str, filters: Filters | None = None, any_order: bool = False) -> list[int]:
         """Every chunk whose keyword index holds the phrase (phraseto_tsquery, stemmed: a
         superset the caller checks), in document order; a phrase of stopwords only is looked for
         in the text itself."""
@@ -158,6 +158,11 @@ class PostgresIndex:
         words = " ".join("".join(c if c.isalnum() else " " for c in phrase).split())  # as FTS5 splits it
         if not words:
             return []
+        if any_order:
+            prefixes = " & ".join(f"{_tsquery_literal(w)}:*" for w in words.split())
+            query = sql.SQL("SELECT id FROM {} WHERE tsv @@ to_tsquery({lang}::regconfig, %s) {} ORDER BY id").format(
+                self._chunks, where, lang=sql.Literal(self._language))
+            return [r[0] for r in self._read(query, [prefixes, *args])]
         return [r[0] for r in self._read(query, [words, words, like, *args])]
 
     def structure(self, path: str) -> dict | None:

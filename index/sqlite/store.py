@@ -180,13 +180,14 @@ class SqliteIndex:
         sql = "SELECT id FROM chunks" + (" WHERE " + " AND ".join(where) if where else "")
         return np.fromiter((r[0] for r in self.db.execute(sql, args)), dtype=np.int64)
 
-    def containing(self, phrase: str, filters: Filters | None = None) -> list[int]:
-        """Every chunk whose text holds the phrase's words in a row (FTS5 phrase query), in
-        document order; the caller checks the exact spelling."""
+    def containing(self, phrase: str, filters: Filters | None = None, any_order: bool = False) -> list[int]:
+        """Every chunk whose text holds the phrase's words in a row (FTS5 phrase query), or with
+        `any_order` every chunk whose text or section holds words starting with each of them, in
+        document order; the caller checks the text."""
         words = "".join(c if c.isalnum() else " " for c in phrase).split()
         if not words:
             return []
-        query = 'text : "' + " ".join(words) + '"'
+        query = " AND ".join(f'"{w}"*' for w in words) if any_order else 'text : "' + " ".join(words) + '"'
         ids = [r[0] for r in self.db.execute("SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rowid",
                                                (query,))]
         allowed = self._allowed(filters)
