@@ -111,7 +111,7 @@ def _near(index, term, filters, wanted, exact_pages, tree, limit) -> list[Mentio
     chunks = index.fetch(index.containing(" ".join(stems), filters, any_order=True))
     best: dict[tuple, tuple[float, StoredChunk, tuple[int, int]]] = {}
     for chunk in chunks.values():
-        if chunk.path not in wanted or (chunk.source, chunk.page) in exact_pages:
+        if chunk.path not in wanted or (chunk.source, chunk.page) in exact_pages or _is_contents(chunk.text):
             continue
         found = _window(chunk.text, stems)
         if found is None:
@@ -126,6 +126,11 @@ def _near(index, term, filters, wanted, exact_pages, tree, limit) -> list[Mentio
     ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
     ranked.sort(key=lambda item: (item[1].path, item[1].chunk_id))
     return [_mention(c, tree(c.path), _span_quote(c.text, span), "related") for _, c, span in ranked]
+
+
+def _is_contents(text: str) -> bool:
+    """A table of contents (or an index) names every topic once: dotted leaders give it away."""
+    return len(_LEADERS.findall(text)) >= 3
 
 
 def _stems(term: str) -> list[str]:
