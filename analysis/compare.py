@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 
 from docstack.analysis.documents import find, passages, structure
-from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, DocumentRecord
 from docstack.ingest.structure import Structure
+
+from docstack.console import DocstackError
 from docstack.text import sentences
 
 # Two unaligned sections are the same section moved or renamed when this share of their word

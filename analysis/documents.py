@@ -6,9 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, DocumentRecord, StoredChunk
 from docstack.ingest.structure import Structure
+
+from docstack.console import DocstackError
 
 
 def find(index: ChunkIndex, name: str, collection: str) -> DocumentRecord:

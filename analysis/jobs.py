@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex
+
+from docstack.console import DocstackError
 
 JOB = "job"
 UNIT = "unit"

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-
 from docstack.analysis.documents import find, structure
-from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, Filters, StoredChunk
 from docstack.index.keywords import STOPWORDS
 from docstack.ingest.structure import Structure
+
+from docstack.console import DocstackError
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 

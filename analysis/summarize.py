@@ -19,14 +19,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
 from docstack.analysis.documents import Passage, find, passages, structure
 from docstack.analysis.jobs import Job, Jobs, Unit, job_id
 from docstack.analysis.writer import Packed, Writer, pack
-from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, DocumentRecord
 from docstack.ingest.structure import Structure
 from docstack.rag.cite import attribute
+
+from docstack.console import DocstackError
 from docstack.text import sentence_spans, without_markers
 
 Embed = Callable[[Sequence[str]], np.ndarray]

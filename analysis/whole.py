@@ -19,27 +19,28 @@ from docstack.analysis.documents import find
 from docstack.analysis.mentions import Embed, mentions
 from docstack.analysis.summarize import summarize
 from docstack.analysis.writer import Writer
-from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, DocumentRecord, Filters
 from docstack.rag.answer import Answer, Citation
 
-_COUNT = re.compile(r"\b(how many times|how often|number of times|count (?:the )?(?:mentions|occurrences))\b", re.I)
+from docstack.console import DocstackError
+
+_COUNT = re.compile(r"\b(how many times|how often|number of times|count (?:the )?(?:mentions|occurrences))\b", re.IGNORECASE)
 _EVERY = re.compile(r"\b(list (?:all|every)|every (?:mention|place|page|time|occurrence|section)|all (?:the )?"
-                    r"(?:mentions|occurrences|places|pages)|mentioned anywhere|anywhere in)\b", re.I)
+                    r"(?:mentions|occurrences|places|pages)|mentioned anywhere|anywhere in)\b", re.IGNORECASE)
 _SUMMARY = re.compile(r"^\W*(?:please\s+|can you\s+|could you\s+)?(?:summari[sz]e|sum up|give (?:me )?(?:a |an )?"
-                      r"(?:short |brief )?(?:summary|overview))\b", re.I)
+                      r"(?:short |brief )?(?:summary|overview))\b", re.IGNORECASE)
 _COMPARE = re.compile(r"\b(compare|what changed between|what(?:'s| is| are) the differences? between|"
-                      r"differences? between)\b", re.I)
+                      r"differences? between)\b", re.IGNORECASE)
 _IS_MENTIONED = re.compile(r"\b(?:is|are|was|were)\s+(?:the\s+(?:word|term|phrase)\s+)?(.+?)\s+(?:ever\s+)?"
-                           r"(?:mentioned|used|referred to|named)\b", re.I)
+                           r"(?:mentioned|used|referred to|named)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"[\"“'‘]([^\"”'’]{2,80})[\"”'’]")
 _TERM_AFTER = re.compile(r"\b(?:mentions? of|mentions?|mentioned|occurrences? of|says?|uses?|refers? to|"
-                         r"contains?|the (?:word|term|phrase))\s+(?:the (?:word|term|phrase)\s+)?(.+)$", re.I)
+                         r"contains?|the (?:word|term|phrase))\s+(?:the (?:word|term|phrase)\s+)?(.+)$", re.IGNORECASE)
 _TRAILING = re.compile(r"\s*(?:\b(?:in|within|throughout|across) (?:the |this |all )?(?:whole |entire )?"
                        r"(?:document|manual|handbook|file|text|pdf|guide|collection|documents)s?\b.*|\banywhere\b.*|"
-                       r"[?.!]+)\s*$", re.I)
+                       r"[?.!]+)\s*$", re.IGNORECASE)
 _SECTION = re.compile(r"\b(?:chapter|section|part|appendix)\s+([\w.]+)|\b(?:the )?(?:section|chapter) (?:on|about) (.+?)"
-                      r"[?.!]*$", re.I)
+                      r"[?.!]*$", re.IGNORECASE)
 log = logging.getLogger(__name__)
 
 MAX_PAGES_CITED = 10
@@ -174,7 +175,7 @@ def _term(question: str) -> str | None:
     if not (before or after):
         return None
     term = before.group(1) if before else _TRAILING.sub("", after.group(1))
-    term = re.sub(r"^(?:the|a|an)\s+", "", term.strip(" ,;:"), flags=re.I)  # "the relief valve" counts "relief valve"
+    term = re.sub(r"^(?:the|a|an)\s+", "", term.strip(" ,;:"), flags=re.IGNORECASE)  # "the relief valve" counts "relief valve"
     return term if 0 < len(term.split()) <= 6 else None
 
 

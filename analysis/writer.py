@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from docstack.analysis.documents import Passage
+
 from docstack.text import sentence_spans
 
 # Tokens kept free in every request for the instructions and the chat template around the text.

@@ -6,17 +6,14 @@ real-model summary is in test_analysis_stack below)."""
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
+import re
 from pathlib import Path
 
 import pytest
+from docstack.analysis.writer import Writer
 
 from docstack import DocstackError
-from docstack.analysis.writer import Writer
-from tests.conftest import SHARED_MODELS, free_port, run_cli
+from tests.conftest import run_cli
 
 # (bookmark title, level, pages' text); PDF page 1 is the contents, printed "i"; page 2 is printed "1".
 MANUAL = [
@@ -198,16 +195,22 @@ def test_cancel_stops_a_job_between_units(docstack, manual, monkeypatch):
 
 def test_extraction_keeps_rows_quoted_verbatim_and_drops_invented_ones(docstack, manual, monkeypatch):
     def reply(messages):
-        return ('{"party": "Acme Ltd", "date": "1 March 2025", "amount": "5,000 EUR", '
-                '"quote": "Acme Ltd shall pay 5,000 EUR by 1 March 2025"}\n'
-                '{"party": "Bolt plc", "date": "2 May 2025", "amount": "9 EUR", "quote": "Bolt plc pays 9 EUR"}\n')
+        prompt = messages[-1]["content"]
+        numbers = dict((s, int(n)) for n, s in re.findall(r"^\[(\d+)\] (.*)$", prompt, re.MULTILINE))
+        acme = next(n for s, n in numbers.items() if "Acme Ltd" in s)
+        return (f'{{"n": {acme}, "party": "Acme Ltd", "date": "1 March 2025", "amount": "5,000 EUR"}}\n'
+                f'{{"n": {acme}, "party": "Bolt plc", "date": "2 May 2025", "amount": "9 EUR"}}\n'
+                '{"n": 999, "party": "Acme Ltd"}\n')
 
     fake = CountingWriter(window=2000, reply=reply)
     use(docstack, fake, monkeypatch)
     result = docstack.extract("pump-manual", "party, date, amount", "manuals")
     assert [(r["party"], r["page"], r["page_label"], r["section"]) for r in result["rows"]] == [
         ("Acme Ltd", 6, "5", "2 Safety")]
-    assert result["dropped"] >= 1
+    assert result["rows"][0]["quote"] == "Acme Ltd shall pay 5,000 EUR by 1 March 2025 for the annual audit."
+    assert result["dropped"] == 2
+    # the date and amount patterns chose the sentence from the whole document, not only from search
+    assert result["sentences_read"] >= 1 and "Acme Ltd" in fake.calls[0][-1]["content"]
     csv = docstack.extraction_csv(result)
     assert csv.splitlines()[0] == "party,date,amount,quote,page,page_label,section" and "Acme Ltd" in csv
     with pytest.raises(DocstackError, match="--fields names nothing"):
