@@ -3,7 +3,9 @@ the pages themselves through Streamlit's AppTest (no model needed on these paths
 
 from __future__ import annotations
 
+
 import os
+import re
 import time
 from pathlib import Path
 
@@ -385,7 +387,7 @@ def _analyze():
     return page
 
 
-def _until(page, done, seconds: float = 30):
+def _until(page, done, seconds: float = 90):  # a loaded 2-core machine took over 30 s
     """Run the page again until `done(page)`: background work ends on its own time."""
     deadline = time.monotonic() + seconds
     while not done(page):
@@ -448,9 +450,10 @@ def test_analyze_page_summaries_run_in_the_background_with_progress_and_cancel(a
     let_go, calls = threading.Event(), []
 
     def complete(messages, max_tokens):
-        if messages[-1]["content"].endswith("Items:"):  # extraction
-            return ('{"part": "Zephyr-9 pump", "interval": "42 days", "quote": "The Zephyr-9 pump must be serviced '
-                    'every 42 days"}\n{"part": "boiler", "interval": "1 year", "quote": "The boiler is checked yearly"}')
+        if messages[-1]["content"].endswith("JSON:"):  # extraction: it names sentences by number
+            n = re.search(r"^\[(\d+)\] The Zephyr-9 pump must", messages[-1]["content"], re.MULTILINE).group(1)
+            return (f'{{"n": {n}, "part": "Zephyr-9 pump", "interval": "42 days"}}\n'
+                    '{"part": "boiler", "interval": "1 year", "quote": "The boiler is checked yearly"}')
         calls.append(messages)
         let_go.wait(30)
         return "The Zephyr-9 pump must be serviced every 42 days by the maintenance crew."
@@ -489,7 +492,7 @@ def test_analyze_page_summaries_run_in_the_background_with_progress_and_cancel(a
     rows = next(frame.value for frame in page.dataframe if "quote" in frame.value).to_dict("records")
     assert [{k: v for k, v in row.items() if k != "section"} for row in rows] == [
         {"part": "Zephyr-9 pump", "interval": "42 days", "page": 4, "printed page": "3",
-         "quote": "The Zephyr-9 pump must be serviced every 42 days"}]  # the boiler's quote is not in the text
+         "quote": "The Zephyr-9 pump must be serviced every 42 days by the maintenance crew."}]  # not the boiler
     assert "1 rows from" in page.caption[-1].value and "1 dropped (quote not found in the text)" in page.caption[-1].value
     [download] = page.get("download_button")
     assert download.proto.label == "Download CSV" and not download.proto.disabled
