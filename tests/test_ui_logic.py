@@ -3,7 +3,6 @@ the pages themselves through Streamlit's AppTest (no model needed on these paths
 
 from __future__ import annotations
 
-
 import os
 import re
 import time
