@@ -23,6 +23,7 @@ from docstack.text import sentences
 # pairs is common to both.
 CONTENT_MATCH = 0.5
 SHOWN = 3  # sentences added / removed quoted per change
+_HEADING_MARKS = re.compile(r"^\s*#{1,6}\s+")
 
 
 @dataclass
@@ -137,7 +138,9 @@ def _change(pa: _Part, pb: _Part, tree_a: Structure, tree_b: Structure) -> dict 
 
 
 def _sentences(text: str) -> list[str]:
-    return [" ".join(s.split()) for s in sentences(text) if s.strip()]
+    """The text's sentences, a Markdown heading's '#' marks left out: a section moved to another
+    level ('### Title' became '## Title') has not changed its words."""
+    return [" ".join(_HEADING_MARKS.sub("", s).split()) for s in sentences(text) if s.strip()]
 
 
 def _summary(removed: list[str], added: list[str], old_title: str | None) -> str:

@@ -234,6 +234,16 @@ def test_compare_reports_added_removed_and_changed_sections_with_pages(docstack,
     assert "1.2 Valves" not in changed and "1 Pumps" not in changed
 
 
+def test_compare_does_not_call_a_markdown_section_moved_to_another_level_changed(docstack, tmp_path):
+    (tmp_path / "guide-v1.md").write_text("# Pumps\n\nPumps move coolant.\n\n## Valves\n\nValves open at 8 bar.\n\n"
+                                          "### Filters\n\nChange the filter every spring.\n\n# Safety\n\nWear gloves.\n")
+    (tmp_path / "guide-v2.md").write_text("# Pumps\n\nPumps move coolant.\n\n## Valves\n\nValves open at 8 bar.\n\n"
+                                          "# Safety\n\nWear gloves.\n\n## Filters\n\nChange the filter every spring.\n")
+    docstack.ingest([tmp_path / "guide-v1.md", tmp_path / "guide-v2.md"], collection="guides")
+    result = docstack.compare("guide-v1.md", "guide-v2.md", "guides")
+    assert (result["added"], result["removed"], result["changed"]) == ([], [], [])  # '### Filters' is now '## Filters'
+
+
 def test_cli_outline_and_mentions_speak_json_and_fail_in_one_line(tmp_path):
     home = tmp_path / "home"
     path = write_manual(tmp_path / "pump-manual.pdf")
