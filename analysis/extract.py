@@ -26,12 +26,15 @@ from docstack.index.base import ChunkIndex, Filters
 from docstack.console import DocstackError
 from docstack.text import sentences
 
-PROMPT_VERSION = "extract-3"  # bump with every change to the prompt: cached results are keyed by it
+PROMPT_VERSION = "extract-4"  # bump with every change to the prompt: cached results are keyed by it
 ANSWER_TOKENS = 400
 # Passages read per field (hybrid search), and at most this many in all: ~30 chunks are about a
 # minute of the 0.5B model on 2 cores.
 PER_FIELD = 12
 MAX_CHUNKS = 36
+# Sentences per request: the 0.5B model answers a few objects and stops (20 sentences in one
+# request: 1 row of 20 items; bench/longdoc/extraction.py).
+SENTENCES_PER_REQUEST = 2
 
 Search = Callable[[str, int, Filters], list[int]]  # query, k, filters -> chunk ids
 
@@ -152,7 +155,7 @@ def _numbered(candidates: list[tuple[Passage, str]], count: Callable[[str], int]
     used = 0
     for n, (passage, sentence) in enumerate(candidates, start=1):
         size = count(sentence) + 8
-        if groups[-1] and used + size > room:
+        if groups[-1] and (used + size > room or len(groups[-1]) >= SENTENCES_PER_REQUEST):
             groups.append([])
             used = 0
         groups[-1].append((n, passage, sentence))

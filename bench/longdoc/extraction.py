@@ -145,12 +145,12 @@ def matched_items(row: dict, items: list[Item]) -> list[int]:
 
 
 def read_by_the_command(pdf: Path, items: list[Item]) -> float:
-    """The share of planted items whose chunk is among those the command gives the model: the
-    passages a hybrid search for the fields finds (docstack.analysis.extract._chosen, with the
-    search DocStack.extract uses). No row can come from a passage the model never read."""
+    """The share of planted items whose sentence is among those the command gives the model
+    (docstack.analysis.extract._candidates, with the search DocStack.extract uses). No row can
+    come from a sentence the model never read."""
     from docstack import DocStack
     from docstack.analysis.documents import find
-    from docstack.analysis.extract import _chosen, parse_fields
+    from docstack.analysis.extract import _candidates, parse_fields
 
     ds = DocStack()
     index = ds.library.index(COLLECTION)
@@ -159,7 +159,8 @@ def read_by_the_command(pdf: Path, items: list[Item]) -> float:
     def search(query, k, filters):
         return [hit.chunk_id for hit in ds.library.search(query, COLLECTION, k, None, filters)]
 
-    read = [_flat(c.text) for c in _chosen(index, search, doc.path, doc.source, parse_fields(FIELDS))]
+    read = [_flat(sentence) for _, sentence in _candidates(index, search, doc.path, doc.source,
+                                                            parse_fields(FIELDS))[0]]
     return round(sum(any(_flat(i.party) in text for text in read) for i in items) / len(items), 3)
 
 
@@ -176,7 +177,7 @@ def main() -> None:
     pdf = work / f"planted-octave-{first}-{last}-{args.items}-{args.seed}.pdf"
     try:
         need(OCTAVE_PDF)
-        from docstack.ingest.readers.pdf import page_lines
+        from common import pdf_lines as page_lines
 
         source = page_lines(OCTAVE_PDF, first - 1, last)
         items = plant(args.items, len(source), rng)
