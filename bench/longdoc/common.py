@@ -239,3 +239,10 @@ def emit(name: str, result: dict) -> None:
     text = json.dumps({"benchmark": name, **result}, indent=2, ensure_ascii=False)
     (RESULTS / f"{name}.json").write_text(text + "\n", encoding="utf-8")
     print(text)
+
+
+def pdf_lines(path: Path, start: int = 0, stop: int | None = None) -> list[list[str]]:
+    """The text of each line of pages [start, stop) (0-based), as the PDF reader reads them."""
+    from docstack.ingest.readers.pdf import page_lines
+
+    return [[line.text for line in page] for page in page_lines(path, start, stop)]

@@ -67,7 +67,7 @@ def _norm(text: str) -> str:
 
 def manual_parts(first: int, last: int) -> list[Part]:
     """The manual's pages [first, last] as sections: each bookmark starts one at its title's line."""
-    from docstack.ingest.readers.pdf import page_lines
+    from common import pdf_lines as page_lines
 
     outline, _ = cli("outline", OCTAVE_PDF.name, "-c", "octave")
     marks = [s for s in outline["sections"] if first <= s["page"] <= last]
@@ -92,7 +92,7 @@ def manual_parts(first: int, last: int) -> list[Part]:
 
 
 def gnuplot_paragraphs(n: int, rng: random.Random) -> list[list[str]]:
-    from docstack.ingest.readers.pdf import page_lines
+    from common import pdf_lines as page_lines
 
     need(GNUPLOT_PDF)
     pages = [lines for lines in page_lines(GNUPLOT_PDF, 20, 200) if len(lines) > 25]

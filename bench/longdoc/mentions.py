@@ -51,7 +51,7 @@ _FURNITURE = re.compile(r"[A-Z]|\d+|\d+ GNU Octave \(version [\d.]+\)|(?:Concept
 
 def index_entries(outline: dict, title: str) -> tuple[list[tuple[str, list[str]]], set[int]]:
     """(term, [printed pages]) of the index titled `title`, and the PDF pages it covers."""
-    from docstack.ingest.readers.pdf import page_lines
+    from common import pdf_lines as page_lines
 
     section = next(s for s in outline["sections"] if s["title"] == title)
     pages = range(section["page"], section["end_page"] + 1)

@@ -131,7 +131,7 @@ def main() -> None:
     try:
         need(OCTAVE_PDF)
         common.ingest([OCTAVE_PDF], COLLECTION)
-        from docstack.ingest.readers.pdf import page_lines
+        from common import pdf_lines as page_lines
 
         page_text = {n: "\n".join(lines) for n, lines in enumerate(page_lines(OCTAVE_PDF), start=1)}
         rows, samples = [], []
