@@ -16,15 +16,17 @@ ports unless it runs there; DOCSTACK_MODEL_ALIAS picks the model, e.g.
 qwen2.5-coder-1.5b-instruct, when this starts the stack), after clearing the collection's cached
 units so the model really runs. A row matches a planted item when its verbatim quote names the
 item's party or amount (or, when it names none, its party field does). Recall: planted items
-matched by a row (and, as a diagnostic, the share of planted items in the passages the command
-gave the model at all); precision: rows that match a planted item; page accuracy: matched items
-whose row gives the page it was planted on; field accuracy: matched rows whose party, date and
-amount fields hold the planted values. Model CPU: user + system seconds of the llama.cpp server
-process over the run (/proc), extrapolated to 1,000 pages two ways: in proportion to the pages
-(what the command did here, per page), and as a pass that read every chunk (CPU per chunk read x
-chunks per page), since the command reads only the passages a search for the fields finds (at
-most 36 chunks) whatever the document's length: its cost per document is about constant, and
-so is what it can find."""
+matched by a row (and, as a diagnostic, the share of planted items among the sentences the
+command gave the model at all); precision: rows that match a planted item; page accuracy:
+matched items whose row gives the page it was planted on; field accuracy: matched rows whose
+party, date, amount and obligation fields hold the planted values (the obligation: its words of
+4+ letters), and whose quote is the planted sentence (80% of its words) rather than a fragment
+of it (before prompt version extract-3 any fragment found verbatim was kept, a party's name
+alone included). Model CPU: user + system seconds of the llama.cpp server process over the run
+(/proc), extrapolated to 1,000 pages two ways: in proportion to the pages (what the command did
+here, per page), and, as an upper bound, a pass reading every chunk at the CPU per chunk read.
+Both assume the model's work grows with the pages; what the command reads grows with the
+sentences that hold the fields (`sentences_read`), not with every page."""
 
 from __future__ import annotations
 
@@ -129,6 +131,11 @@ def same_date(planted: str, said) -> bool:
             and (day in words or f"{int(day):02}" in words))
 
 
+def _words(text) -> set[str]:
+    """Words of 4+ letters, their first five letters ('reimburse' matches 'reimbursement')."""
+    return {w[:5] for w in re.findall(r"[a-z]{4,}", str(text or "").lower())}
+
+
 def _digits(text: str) -> str:
     return re.sub(r"\D", "", str(text or ""))
 
@@ -220,7 +227,8 @@ def main() -> None:
         "document": f"{pdf.name}: {pages} pages of {OCTAVE_PDF.name} ({args.pages}) with {len(items)} planted items, "
                     f"{chunks} chunks", "ingest_seconds": report["wall_seconds"],
         "model": result["model"], "rows": len(rows), "dropped_rows": result["dropped"],
-        "chunks_read": result["chunks_read"], "model_calls": result["model_calls"],
+        "chunks_read": result["chunks_read"], "sentences_read": result.get("sentences_read"),
+        "model_calls": result["model_calls"],
         "recall": round(len(matched) / len(items), 3),
         "recall_ceiling_passages_read": read_by_the_command(pdf, items),
         "precision": round(good_rows / len(rows), 3) if rows else None,
@@ -228,7 +236,10 @@ def main() -> None:
         "field_accuracy": {
             "party": field_share(lambda i, r: _flat(i.party.split()[0]) in _flat(r.get("party"))),
             "date": field_share(lambda i, r: same_date(i.date, r.get("date"))),
-            "amount": field_share(lambda i, r: _digits(i.amount) in _digits(r.get("amount")))},
+            "amount": field_share(lambda i, r: _digits(i.amount) in _digits(r.get("amount"))),
+            "obligation": field_share(lambda i, r: _words(i.obligation) <= _words(r.get("obligation"))),
+            "quote_is_the_sentence": field_share(lambda i, r: len(_words(i.sentence) & _words(r["quote"]))
+                                                 >= 0.8 * len(_words(i.sentence)))},
         "missed": [{"page": i.page, "sentence": i.sentence} for k, i in enumerate(items) if k not in matched],
         "wrong_rows": [{"page": r["page"], "quote": r["quote"][:160]} for r in rows
                        if not matched_items(r, items)][:10],
