@@ -44,6 +44,7 @@ WHOLE_UNIT_TOKENS = 1500
 WHOLE_PAGES_READ = 30
 
 _LIST_ITEM = re.compile(r"^(?:\d+[.)]|[-*•])\s")  # a small model lists titles instead of writing sentences
+_ECHO = re.compile(r"\bin at most \d+ sentences\b|^(?:this|the) (?:part|outline) of\b", re.IGNORECASE)
 SYSTEM = ("You summarise documents faithfully. Use only facts stated in the given text. Write plain sentences, "
           "no lists, no headings, no preamble.")
 
@@ -217,14 +218,18 @@ def _attributed(text: str, evidence: list[tuple[str, int | None]], embed: Embed)
         return []
     texts = [e[0] for e in evidence]
     vectors = embed(texts)
+    paged = any(page is not None for _, page in evidence)
     sentences = []
     for start, end in sentence_spans(text):
         sentence = text[start:end].strip()
-        if len(sentence.split()) < 4 or _LIST_ITEM.match(sentence) or (end >= len(text) and not _ended(sentence)):
-            continue  # a fragment, a list item, or the last sentence cut off by the answer's token limit
+        if (len(sentence.split()) < 4 or _LIST_ITEM.match(sentence) or _ECHO.search(sentence)
+                or (end >= len(text) and not _ended(sentence))):
+            continue  # a fragment, a list item, the instructions echoed, or a sentence cut off at the token limit
         cited = attribute(sentence, texts, embed, vectors)
         pages = sorted({evidence[n - 1][1] for n in cited.numbers if evidence[n - 1][1] is not None})
-        sentences.append({"text": sentence, "pages": pages, "supported": bool(cited.numbers)})
+        # supported: it rests on the text, and (in a paged document) names a page it rests on
+        sentences.append({"text": sentence, "pages": pages,
+                          "supported": bool(cited.numbers) and (bool(pages) or not paged)})
     return sentences
 
 
