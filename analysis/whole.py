@@ -23,6 +23,7 @@ from docstack.index.base import ChunkIndex, DocumentRecord, Filters
 from docstack.rag.answer import Answer, Citation
 
 from docstack.console import DocstackError
+from docstack.text import page_reference
 
 _COUNT = re.compile(r"\b(how many times|how often|number of times|count (?:the )?(?:mentions|occurrences))\b", re.IGNORECASE)
 _EVERY = re.compile(r"\b(list (?:all|every)|every (?:mention|place|page|time|occurrence|section)|all (?:the )?"
@@ -230,5 +231,4 @@ def _place(source: str, page: int | None, label: str | None, with_name: bool) ->
     name = f"{Path(source).name}, " if with_name else ""
     if page is None:
         return name.rstrip(", ") or source
-    printed = f" (printed {label})" if label and label != str(page) else ""
-    return f"{name}page {page}{printed}"
+    return name + page_reference(page, label)

@@ -26,6 +26,7 @@ from docstack.rag.retrieve import MODES, Hit, Mode  # noqa: E402
 from docstack.safety.base import SafetyReport, Verdict  # noqa: E402
 from docstack.safety.guard import SafetyStatus, refusal  # noqa: E402
 from docstack.settings import Settings, get_settings  # noqa: E402
+from docstack.text import page_reference  # noqa: E402
 from docstack.stack.backends import PullProgress  # noqa: E402
 from docstack.stack.model_queue import Waiting  # noqa: E402
 from docstack.stack.operations import ModelStatus  # noqa: E402
@@ -35,6 +36,6 @@ __all__ = [
     "Answer", "AnswerStream", "Citation", "Evidence", "Hit", "Filters", "Mode", "MODES", "Turn",
     "IngestReport", "Progress", "DocumentInfo", "IndexStats",
     "SafetyReport", "SafetyStatus", "Verdict", "refusal",
-    "ModelStatus", "PullProgress", "Status", "Waiting", "Job",
+    "ModelStatus", "PullProgress", "Status", "Waiting", "Job", "page_reference",
 ]
 __version__ = "0.1.0"

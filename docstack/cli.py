@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from docstack import DocStack, DocstackError, Filters, Settings
 from docstack.console import console, err_console
+from docstack.text import page_reference
 
 SAMPLES = Path(__file__).with_name("samples")  # installed with the package
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Document Q&A with citations, on Llama Stack.")
@@ -42,8 +43,7 @@ def _print_json(data) -> None:
 
 def _where(source: str, page: int | None, label: str | None = None) -> str:
     """A place to cite: the file and its PDF page, with the printed page label where it differs."""
-    printed = f" (printed {label})" if label and label != str(page) else ""
-    return f"{source}" + (f", page {page}{printed}" if page else "")
+    return f"{source}" + (f", {page_reference(page, label)}" if page else "")
 
 
 def _with_progress(run):
@@ -318,9 +318,7 @@ def _with_job_progress(label: str, run):
 
 def _page(page: int | None, label: str | None) -> str:
     """A PDF page with its printed label where it differs ("p. 17 (printed 1)")."""
-    if page is None:
-        return ""
-    return f"p. {page}" + (f" (printed {label})" if label and label != str(page) else "")
+    return page_reference(page, label, "p.")
 
 
 @app.command()

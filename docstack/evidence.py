@@ -15,7 +15,7 @@ from docstack.ingest.readers.pdf import open_pdf
 from docstack.rag.answer import Answer
 from docstack.rag.cite import Embed
 from docstack.rag.retrieve import Hit
-from docstack.text import cited_numbers, sentence_spans, without_markers
+from docstack.text import cited_numbers, page_reference, sentence_spans, without_markers
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,7 @@ class Evidence:
     @property
     def page_text(self) -> str:
         """"page 17", or "page 17 (printed 1)" where the printed label differs."""
-        if not self.page:
-            return ""
-        printed = f" (printed {self.page_label})" if self.page_label and self.page_label != str(self.page) else ""
-        return f"page {self.page}{printed}"
+        return page_reference(self.page or None, self.page_label)
 
     @property
     def where(self) -> str:

@@ -43,6 +43,15 @@ def sentences(text: str, lines: bool = False) -> list[str]:
     return [text[a:b] for a, b in sentence_spans(text, lines=lines)]
 
 
+def page_reference(page: int | None, label: str | None = None, word: str = "page") -> str:
+    """A PDF page as a reader finds it: "page 17", or "page 17 (printed 1)" where the page's
+    printed label differs from its number; "" without a page."""
+    if page is None:
+        return ""
+    printed = f" (printed {label})" if label and label != str(page) else ""
+    return f"{word} {page}{printed}"
+
+
 def cited_numbers(text: str) -> list[int]:
     """The passage numbers the [n] markers in `text` cite, in order of first appearance."""
     numbers: list[int] = []

@@ -8,7 +8,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from docstack import Job
+from docstack import Job, page_reference
 
 INDENT = "\u2003"  # an em space: Markdown keeps it where it strips leading ordinary spaces
 _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:])")
@@ -16,9 +16,7 @@ _MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>$:])")
 
 def page_text(page: int | None, label: str | None = None) -> str:
     """A PDF page with its printed label where it differs ("p. 17 (printed 1)")."""
-    if page is None:
-        return ""
-    return f"p. {page}" + (f" (printed {label})" if label and label != str(page) else "")
+    return page_reference(page, label, "p.")
 
 
 def pages_text(first: int | None, last: int | None, first_label: str | None = None,

@@ -339,22 +339,23 @@ def compare_view(name: str, doc: DocumentInfo, docs: list[DocumentInfo]) -> None
         comparison_view(saved["result"])
 
 
+def _sections_only_in(heading: str, parts: list[dict], mark: str) -> None:
+    """One side of the comparison: the sections only that document has, each with its pages."""
+    st.markdown(heading)
+    for part in parts:
+        st.markdown(f"{mark} {escape_markdown(part['title'])}] · {escape_markdown(part_pages(part))}")
+    if not parts:
+        st.caption("nothing")
+
+
 def comparison_view(result: dict) -> None:
     a, b = Path(result["a"]).name, Path(result["b"]).name
     st.markdown(f"**A** {escape_markdown(a)} → **B** {escape_markdown(b)}: {compare_counts(result)}")
     removed, added = st.columns(2)
     with removed:
-        st.markdown("**Only in A (removed)**")
-        for part in result["removed"]:
-            st.markdown(f":red[− {escape_markdown(part['title'])}] · {escape_markdown(part_pages(part))}")
-        if not result["removed"]:
-            st.caption("nothing")
+        _sections_only_in("**Only in A (removed)**", result["removed"], ":red[−")
     with added:
-        st.markdown("**Only in B (added)**")
-        for part in result["added"]:
-            st.markdown(f":green[+ {escape_markdown(part['title'])}] · {escape_markdown(part_pages(part))}")
-        if not result["added"]:
-            st.caption("nothing")
+        _sections_only_in("**Only in B (added)**", result["added"], ":green[+")
     for n, change in enumerate(result["changed"]):
         with st.container(border=True, key=f"an_change_{n}"):
             renamed = f" (was “{escape_markdown(change['old_title'])}”)" if change.get("old_title") else ""
