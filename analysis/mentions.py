@@ -96,7 +96,8 @@ def _exact(index, term, filters, wanted, tree) -> tuple[list[tuple[tuple, Mentio
             place = (chunk.path, chunk.page, chunk.section, chunk.start + match.start())
             if place not in occurrences:
                 order = (chunk.path, chunk_id, match.start())
-                occurrences[place] = (order, _mention(chunk, tree(chunk.path), _quote(chunk.text, match), "exact"))
+                quote = _quote(chunk.text, match.span())
+                occurrences[place] = (order, _mention(chunk, tree(chunk.path), quote, "exact"))
     return list(occurrences.values()), {m.chunk_id for _, m in occurrences.values()}
 
 
@@ -125,7 +126,7 @@ def _near(index, term, filters, wanted, exact_pages, tree, limit) -> list[Mentio
             best[key] = (score, chunk, found[:2])
     ranked = sorted(best.values(), key=lambda item: -item[0])[:limit]
     ranked.sort(key=lambda item: (item[1].path, item[1].chunk_id))
-    return [_mention(c, tree(c.path), _span_quote(c.text, span), "related") for _, c, span in ranked]
+    return [_mention(c, tree(c.path), _quote(c.text, span), "related") for _, c, span in ranked]
 
 
 def _is_contents(text: str) -> bool:
@@ -162,23 +163,6 @@ def _window(text: str, stems: list[str]) -> tuple[int, int, int] | None:
     return words[start][0], words[end][1], end - start + 1
 
 
-def _span_quote(text: str, span: tuple[int, int]) -> str:
-    return _quote(text, _Span(*span))
-
-
-class _Span:
-    """A character span standing in for a regex match, for _quote."""
-
-    def __init__(self, start: int, end: int):
-        self._start, self._end = start, end
-
-    def start(self) -> int:
-        return self._start
-
-    def end(self) -> int:
-        return self._end
-
-
 def _related(index, embed, term, filters, wanted, exact_chunks, tree, limit) -> list[Mention]:
     vector = embed([term])[0]
     hits = [(i, s) for i, s in index.dense_search(vector, limit * 3, filters)
@@ -195,9 +179,9 @@ def _mention(chunk: StoredChunk, tree: Structure, quote: str, kind: str) -> Ment
     return Mention(chunk.source, chunk.page, tree.label(chunk.page), section, quote, kind, chunk.chunk_id)
 
 
-def _quote(text: str, match: re.Match) -> str:
-    """The words around the match, cut at word boundaries, on one line."""
-    start, end = max(0, match.start() - QUOTE_CHARS), min(len(text), match.end() + QUOTE_CHARS)
+def _quote(text: str, span: tuple[int, int]) -> str:
+    """The words around a span of the text, cut at word boundaries, on one line."""
+    start, end = max(0, span[0] - QUOTE_CHARS), min(len(text), span[1] + QUOTE_CHARS)
     while start > 0 and not text[start - 1].isspace():
         start += 1
     while end < len(text) and not text[end].isspace():
