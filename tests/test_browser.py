@@ -129,6 +129,8 @@ def ask(page, question: str):
         text = message.locator('[data-testid="stMarkdown"]').first
         lengths.append(len(text.inner_text()) if text.count() else 0)
         time.sleep(0.1)
+    # The whole answer and its timing line can land between two polls: the final length is read last.
+    lengths.append(len(message.locator('[data-testid="stMarkdown"]').first.inner_text()))
     return message, lengths
 
 
@@ -168,7 +170,9 @@ def test_answer_streams_with_a_citation_card_and_page_preview(page, ui, plant):
     open_chat(page, ui, "browser-plant")
     message, lengths = ask(page, "How often must the Zephyr-9 pump be serviced?")
     written = [n for n in dict.fromkeys(lengths) if n]
-    assert len(written) >= 2, f"the answer did not arrive in parts: {lengths}"  # streamed, not all at once
+    # Streamed, not all at once. The output shield shows plain words at once and holds a sentence
+    # with digits ("Zephyr-9") until it ends, so "The" may be the only part seen before the rest.
+    assert len(written) >= 2, f"the answer did not arrive in parts: {lengths}"
     assert "42" in message.locator('[data-testid="stMarkdown"]').first.inner_text()
     # Passages are numbered in document order (page 1's may be [1]): the card is found by its file and page.
     card = message.locator('[class*="st-key-card-"]').filter(
