@@ -115,6 +115,18 @@ class Settings(BaseSettings):
     cloud_url: str = "https://api.together.xyz/v1"
     cloud_key_env: str = "TOGETHER_API_KEY"
 
+    # Identity (on-prem): set the OIDC provider's issuer and every request needs a signed-in user;
+    # unset (the default), everything runs as one local admin. See docs/enterprise.md.
+    oidc_issuer: str | None = None
+    oidc_audience: str = "docstack"  # the client id that the ID tokens are issued for
+    oidc_jwks_url: str | None = Field(default=None, description="the provider's keys (default: read from the "
+                                      "issuer's /.well-known/openid-configuration)")
+    oidc_teams_claim: str = "groups"
+    oidc_roles_claim: str = "roles"
+    # The signed-in user's ID token, for the CLI and scripts.
+    token: SecretStr | None = None
+    audit: bool = Field(default=True, description="one JSON line per signed-in request in logs/audit.jsonl")
+
     @model_validator(mode="after")
     def _under_home(self) -> Settings:
         if self.models_dir is None:
@@ -136,6 +148,11 @@ class Settings(BaseSettings):
             if not isinstance(value, SecretStr):
                 env[f"DOCSTACK_{name.upper()}"] = str(value)
         return env
+
+    @property
+    def identity(self) -> bool:
+        """Whether requests need a signed-in user (an OIDC issuer is configured)."""
+        return bool(self.oidc_issuer)
 
     @property
     def stack_url(self) -> str:

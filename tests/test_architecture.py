@@ -21,8 +21,10 @@ ALLOWED = {
     "cli": {"root", "core", "eval"},
     "ui": {"root"},  # the web app sees only what `docstack` exports
     "eval": {"root", "api", "analysis", "rag", "ingest", "safety", "core"},
-    "root": {"api", "analysis", "rag", "ingest", "index", "stack", "safety", "core"},  # the exports
-    "api": {"analysis", "rag", "ingest", "index", "stack", "safety", "core"},
+    "root": {"api", "access", "analysis", "rag", "ingest", "index", "stack", "safety", "core"},  # the exports
+    "api": {"access", "analysis", "rag", "ingest", "index", "stack", "safety", "core"},
+    # identities and the rule on collections: nothing below it knows who asks
+    "access": {"core"},
     # long-document analysis: the index, the model through the stack, citing (rag), and the
     # structure ingest stored (ingest.structure)
     "analysis": {"rag", "ingest", "index", "stack", "core"},
