@@ -104,3 +104,13 @@ def ray_head():
         pytest.skip(f"no Ray cluster for the tests: {error}")
     yield head
     head.stop()
+
+
+@pytest.fixture(scope="session")
+def oidc():
+    """A real local OpenID Connect provider (tests/oidc.py) with users in two teams and an admin."""
+    from tests.oidc import OidcProvider
+
+    provider = OidcProvider().start()
+    yield provider
+    provider.stop()
