@@ -12,15 +12,11 @@ from functools import cached_property
 
 import jwt
 
-from docstack.console import DocstackError
+from docstack.console import AuthError
 
 ADMIN_ROLE = "admin"
 # Asymmetric algorithms only: "none" and HS256 (whose key would be the public key) are refused.
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "PS256"]
-
-
-class AuthError(DocstackError):
-    """A missing, expired, forged or foreign token: HTTP 401, and exit 2 on the command line."""
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ from docstack.console import quiet_libraries
 
 quiet_libraries()
 
+from docstack.access.grants import Grant  # noqa: E402
+from docstack.access.identity import LOCAL, Principal  # noqa: E402
 from docstack.analysis.jobs import Job  # noqa: E402
 from docstack.api import DocStack, Status  # noqa: E402
-from docstack.console import DocstackError  # noqa: E402
+from docstack.console import AuthError, DocstackError  # noqa: E402
 from docstack.evidence import Evidence  # noqa: E402
 from docstack.index.base import Filters, IndexStats  # noqa: E402
 from docstack.ingest.pipeline import IngestReport, Progress  # noqa: E402
@@ -32,10 +34,11 @@ from docstack.stack.model_queue import Waiting  # noqa: E402
 from docstack.stack.operations import ModelStatus  # noqa: E402
 
 __all__ = [
-    "DocStack", "Settings", "get_settings", "DocstackError",
+    "DocStack", "Settings", "get_settings", "DocstackError", "AuthError",
     "Answer", "AnswerStream", "Citation", "Evidence", "Hit", "Filters", "Mode", "MODES", "Turn",
     "IngestReport", "Progress", "DocumentInfo", "IndexStats",
     "SafetyReport", "SafetyStatus", "Verdict", "refusal",
     "ModelStatus", "PullProgress", "Status", "Waiting", "Job", "page_reference",
+    "Principal", "Grant", "LOCAL",
 ]
 __version__ = "0.1.0"

@@ -11,12 +11,15 @@ It is a thin façade: `library` holds the collections (ingest, search), `pipelin
 from __future__ import annotations
 
 import base64
+import copy
 import mimetypes
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from docstack.access.grants import Grant
+from docstack.access.identity import LOCAL, Principal, TokenVerifier
 from docstack.analysis.compare import compare as analysis_compare
 from docstack.analysis.extract import extract as analysis_extract
 from docstack.analysis.extract import parse_fields
@@ -90,18 +93,51 @@ class Status:
 
 
 class DocStack:
+    """Everything runs as one principal: LOCAL (an admin) when identity is off; with identity on,
+    the user whose token DOCSTACK_TOKEN holds, or the one `as_user` names."""
+
     def __init__(self, settings: Settings | None = None, *, embedder: Embedder | None = None,
-                 client: StackClient | None = None, **overrides):
+                 client: StackClient | None = None, principal: Principal | None = None, **overrides):
         self.settings = settings = settings or Settings(**overrides)
         self.embedder = embedder or Embedder(settings.embedding_model, batch_size=settings.embed_batch,
                                              models_dir=settings.models_dir, precision=settings.embed_precision)
+        if principal is None and not settings.identity:
+            principal = LOCAL
+        if principal is None:  # the token is checked now, so a bad one fails before any work
+            principal = self.verifier.verify(settings.token.get_secret_value() if settings.token else None)
+        self.principal = principal
         self.client = client or StackClient(settings.stack_url, timeout=settings.request_timeout)
+        if principal.token:
+            self.client = self.client.with_token(principal.token)
         self.served = ServedModels(self.client, settings.run_dir / "run.yaml")
         self.operations = Operations(settings, self.served)
         reranker = CrossEncoderReranker(settings.reranker) if settings.reranker else None
         screen = (lambda text: self.shields.chunk_verdict(text)) if settings.safety else None
-        self.library = Library(settings, open_backend(settings), self.embedder, screen, reranker)
+        self.library = Library(settings, open_backend(settings), self.embedder, screen, reranker, principal)
         self.queue = ModelQueue(settings.run_dir / "queue", settings.answer_slots, settings.queue_timeout)
+
+    @cached_property
+    def verifier(self) -> TokenVerifier:
+        """Checks ID tokens against the configured OIDC provider (DOCSTACK_OIDC_*)."""
+        s = self.settings
+        if not s.oidc_issuer:
+            raise DocstackError("identity is off: set DOCSTACK_OIDC_ISSUER to your OIDC provider to sign users in")
+        return TokenVerifier(s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_teams_claim, s.oidc_roles_claim)
+
+    def as_user(self, principal: Principal | str) -> DocStack:
+        """This docstack as another user (a Principal, or their ID token, checked here), sharing the
+        loaded models and open indexes: the web app and the API serve many users from one process."""
+        if isinstance(principal, str):
+            principal = self.verifier.verify(principal)
+        view = copy.copy(self)
+        for made_for_this_user in ("_pack", "_generate"):  # they hold this object's stack client
+            view.__dict__.pop(made_for_this_user, None)
+        view.principal = principal
+        view.client = self.client.with_token(principal.token) if principal.token else self.client
+        view.served = ServedModels(view.client, self.settings.run_dir / "run.yaml")
+        view.operations = Operations(self.settings, view.served)
+        view.library = self.library.as_user(principal)
+        return view
 
     # -- collections ---------------------------------------------------------------------
     def ingest(self, paths: Iterable[Path | str], collection: str | None = None,
@@ -120,8 +156,26 @@ class DocStack:
     def collections(self) -> dict[str, IndexStats]:
         return self.library.collections()
 
-    def create_collection(self, collection: str) -> None:
+    def create_collection(self, collection: str, read_teams: Iterable[str] = (), write_teams: Iterable[str] = (),
+                          ) -> None:
+        """A new, empty collection (admins only, with identity on), readable by `read_teams`."""
         self.library.create(collection)
+        if read_teams or write_teams:
+            self.grant(collection, read_teams=read_teams, write_teams=write_teams)
+
+    def access(self, collection: str | None = None) -> Grant:
+        """Who may read and change the collection."""
+        return self.library.access(collection)
+
+    def grant(self, collection: str | None = None, *, owner: str | None = None, read_teams: Iterable[str] = (),
+              write_teams: Iterable[str] = (), read_roles: Iterable[str] = (), write_roles: Iterable[str] = ()
+              ) -> Grant:
+        """Set who may read and change a collection (its owner and admins only); the owner stays
+        as it was unless `owner` names another."""
+        current = self.library.access(collection)
+        return self.library.grant(collection, Grant(owner or current.owner, frozenset(read_teams),
+                                                    frozenset(write_teams), frozenset(read_roles),
+                                                    frozenset(write_roles)))
 
     def delete_collection(self, collection: str) -> None:
         self.library.delete(collection)

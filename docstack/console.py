@@ -17,6 +17,10 @@ class DocstackError(Exception):
     """An expected failure: shown to the user as one line, never as a traceback."""
 
 
+class AuthError(DocstackError):
+    """A missing, expired, forged or foreign token: HTTP 401, and exit 2 on the command line."""
+
+
 def quiet_libraries() -> None:
     """Silence the chatter of Hugging Face and tokenizers; docstack reports what matters."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,8 +1,11 @@
 """The library: named collections of documents in an index backend, and what is done to them
-(ingest, sync, remove, reindex, uploads, search)."""
+(ingest, sync, remove, reindex, uploads, search), as one principal. Every way into a collection goes
+through `index()`, which applies the collection's grant (docstack.access.grants): a collection the
+principal may not read is reported exactly as a missing one."""
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import socket
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from docstack.access.grants import STATE_KEY, STATE_KIND, Grant
+from docstack.access.identity import LOCAL, Principal
 from docstack.console import DocstackError
 from docstack.index.base import Chunk, ChunkIndex, Document, DocumentRecord, Filters, IndexBackend, IndexStats
 from docstack.index.embedder import Embedder
@@ -61,41 +66,110 @@ class MigrationReport:
 
 class Library:
     def __init__(self, settings: Settings, backend: IndexBackend, embedder: Embedder,
-                 screen: Callable[[str], str] | None = None, reranker: CrossEncoderReranker | None = None):
+                 screen: Callable[[str], str] | None = None, reranker: CrossEncoderReranker | None = None,
+                 principal: Principal = LOCAL):
         self.settings = settings
         self.backend = backend
         self.embedder = embedder
         self.screen = screen  # the context shield: a chunk's text -> its verdict, stored with it
         self.reranker = reranker
+        self.principal = principal
         self._open: dict[str, ChunkIndex] = {}
         self._labels = PageLabels()
         self._lock = threading.Lock()  # the web app opens collections from several script threads
 
-    def index(self, collection: str | None = None, create: bool = False) -> ChunkIndex:
-        """The collection's index, up to date with what other processes wrote."""
+    def as_user(self, principal: Principal) -> Library:
+        """This library as `principal`, sharing its open indexes (the web app serves many users
+        from one process)."""
+        view = copy.copy(self)
+        view.principal = principal
+        return view
+
+    def index(self, collection: str | None = None, create: bool = False, write: bool = False) -> ChunkIndex:
+        """The collection's index, up to date with what other processes wrote, if the principal
+        may read it (and change it, with `write` or `create`). Only admins create collections."""
         name = self._name(collection)
-        with self._lock:
-            if name in self._open:
-                self._open[name].refresh()
-                return self._open[name]
-            if not create and not self.backend.exists(name):
-                raise DocstackError(f"collection '{name}' does not exist in {self.settings.index_location}; "
-                                    f"add documents with `docstack ingest PATH --collection {name}`")
-            self._open[name] = self.backend.open(name, self.embedder.name, self.embedder.dimension)
-            return self._open[name]
+        if not self._exists(name) and not (create and self.principal.is_admin):
+            raise self._missing(name)
+        index = self._open_index(name)
+        if self.principal.is_admin:
+            if create and self.settings.identity and index.get_state(STATE_KIND, STATE_KEY) is None:
+                self._put_grant(index, Grant(owner=self.principal.user))
+            return index
+        grant = self._grant(index)
+        if not grant.can_read(self.principal):
+            raise self._missing(name)
+        if (write or create) and not grant.can_write(self.principal):
+            raise DocstackError(f"you may read collection '{name}' but not change it: ask its owner or an admin")
+        return index
+
+    def access(self, collection: str | None = None) -> Grant:
+        """Who may read and change the collection."""
+        return self._grant(self.index(collection))
+
+    def grant(self, collection: str | None, grant: Grant) -> Grant:
+        """Set who may read and change the collection (its owner and admins only)."""
+        name = self._name(collection)
+        index = self.index(name)
+        current = self._grant(index)
+        if not self._owns(current):
+            raise DocstackError(f"only the owner of collection '{name}' or an admin may change who reads it")
+        self._put_grant(index, grant)
+        return grant
 
     def collections(self) -> dict[str, IndexStats]:
-        return {name: self.index(name).stats() for name in self.backend.names()}
+        """The collections the principal may read (the others are not mentioned)."""
+        found = {}
+        for name in self.backend.names():
+            try:
+                found[name] = self.index(name).stats()
+            except DocstackError:
+                continue
+        return found
 
     def create(self, collection: str) -> None:
         self.index(collection, create=True)
 
     def delete(self, collection: str) -> None:
         name = self._name(collection)
-        self.index(name).close()
+        if not self._owns(self._grant(self.index(name, write=True))):
+            raise DocstackError(f"only the owner of collection '{name}' or an admin may delete it")
+        self._open_index(name).close()
         with self._lock:
             del self._open[name]
         self.backend.delete(name)
+
+    def _exists(self, name: str) -> bool:
+        with self._lock:
+            return name in self._open or self.backend.exists(name)
+
+    def _open_index(self, name: str) -> ChunkIndex:
+        """The index, opened once per process, without asking who may read it (internal use)."""
+        with self._lock:
+            if name in self._open:
+                self._open[name].refresh()
+            else:
+                self._open[name] = self.backend.open(name, self.embedder.name, self.embedder.dimension)
+            return self._open[name]
+
+    def _grant(self, index: ChunkIndex) -> Grant:
+        return Grant.from_json(index.get_state(STATE_KIND, STATE_KEY))
+
+    @staticmethod
+    def _put_grant(index: ChunkIndex, grant: Grant) -> None:
+        index.put_state(STATE_KIND, STATE_KEY, grant.to_json())
+        index.flush()
+
+    def _owns(self, grant: Grant) -> bool:
+        return self.principal.is_admin or (grant.owner is not None and grant.owner == self.principal.user)
+
+    def _missing(self, name: str) -> DocstackError:
+        """The same words whether the collection is missing or hidden from the principal."""
+        if self.settings.identity and not self.principal.is_admin:
+            return DocstackError(f"collection '{name}' does not exist; ask an admin to create it or to share it "
+                                 "with your team")
+        return DocstackError(f"collection '{name}' does not exist in {self.settings.index_location}; "
+                             f"add documents with `docstack ingest PATH --collection {name}`")
 
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         return [DocumentInfo(d.path, d.source, d.pages, d.chunks, d.bytes, datetime.fromtimestamp(d.ingested_at))
@@ -111,11 +185,11 @@ class Library:
         executor = RayExecutor(self.settings.ray_address) if self.settings.ray_address else None
         ingestor = Ingestor(self.embedder, chunker, write_batch=self.settings.write_batch, screen=self.screen,
                             executor=executor)
-        return ingestor.run(paths, self.index(collection, create=True), on_progress, sync=sync)
+        return ingestor.run(paths, self.index(collection, create=True, write=True), on_progress, sync=sync)
 
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
         """Forget documents by file path, or all documents under a folder; returns their paths."""
-        index = self.index(collection)
+        index = self.index(collection, write=True)
         wanted = [str(Path(p).resolve()) for p in paths]
         gone = [d.path for d in index.documents()
                 if any(d.path == w or d.path.startswith(w.rstrip(os.sep) + os.sep) for w in wanted)]
@@ -128,13 +202,15 @@ class Library:
         """Rebuild a collection from its source files with the current embedding model and chunking;
         it goes live only once rebuilt."""
         name = self._name(collection)
-        if not self.backend.exists(name):
-            raise DocstackError(f"collection '{name}' does not exist")
+        self.index(name, write=True)
         staging = f".{name}.reindex"
         self.backend.delete(staging)
-        report = self.ingest(self.backend.document_paths(name), collection=staging, on_progress=on_progress)
+        # The staging copy is internal: built as the library itself, whoever asked for the rebuild.
+        report = self.as_user(LOCAL).ingest(self.backend.document_paths(name), collection=staging,
+                                            on_progress=on_progress)
         if self.backend.exists(staging):
-            _copy_state(self.index(name), self.index(staging))  # jobs and cached results are keyed by content
+            # Jobs, cached results and the grant are keyed by content or name, which did not change.
+            _copy_state(self._open_index(name), self._open_index(staging))
         with self._lock:  # not closed: another thread may still be reading the old one
             self._open.pop(name, None)
             self._open.pop(staging, None)
@@ -148,6 +224,8 @@ class Library:
         resumes where it stopped."""
         start = time.monotonic()
         name = self._name(collection)
+        if not self.principal.is_admin:
+            raise DocstackError("only an admin may copy a collection to another index")
         source = self.index(name)
         copy = target.open(name, source.model, source.dimension)
         copied = chunks = unchanged = 0
@@ -167,7 +245,7 @@ class Library:
         """Keep an uploaded file under `home/uploads/<collection>/` so it can be ingested like any
         other file (and re-ingested, and previewed, later)."""
         collection = self._name(collection)
-        self.create(collection)  # checks the name before it becomes a folder
+        self.index(collection, create=True, write=True)  # checks the name and the grant before a folder is made
         filename = Path(name.replace("\\", "/")).name.strip()
         if not filename or filename.startswith("."):
             raise DocstackError(f"'{name}' is not a usable file name")

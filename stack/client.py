@@ -6,7 +6,7 @@ import logging
 from collections.abc import Iterator
 from functools import cached_property
 
-from docstack.console import DocstackError
+from docstack.console import AuthError, DocstackError
 
 log = logging.getLogger(__name__)
 
@@ -17,9 +17,14 @@ class ModelFailed(DocstackError):
 
 
 class StackClient:
-    def __init__(self, base_url: str, timeout: float = 300.0):
+    def __init__(self, base_url: str, timeout: float = 300.0, token: str | None = None):
         self.base_url = base_url
         self.timeout = timeout
+        self.token = token  # a signed-in user's ID token, sent as a bearer token (stacks with server.auth)
+
+    def with_token(self, token: str | None) -> StackClient:
+        """A client that calls the stack on behalf of the user whose token this is."""
+        return StackClient(self.base_url, self.timeout, token)
 
     @cached_property
     def _client(self):
@@ -27,7 +32,7 @@ class StackClient:
         # never talk to the stack (ingest, search) should not pay.
         from llama_stack_client import LlamaStackClient
 
-        return LlamaStackClient(base_url=self.base_url, timeout=self.timeout, max_retries=0)
+        return LlamaStackClient(base_url=self.base_url, timeout=self.timeout, max_retries=0, api_key=self.token)
 
     def _reset(self) -> None:
         """Drop pooled connections: Llama Stack 0.7.3 closes its side after a failed stream, and the
@@ -37,13 +42,19 @@ class StackClient:
     def _unreachable(self, exc: Exception) -> DocstackError:
         return DocstackError(f"no Llama Stack server answers at {self.base_url}; start one with `docstack up`")
 
+    def _refused(self) -> AuthError:
+        return AuthError(f"the Llama Stack server at {self.base_url} refused the token (401): "
+                         + ("sign in again" if self.token else "it needs a signed-in user's token (DOCSTACK_TOKEN)"))
+
     def models(self) -> list[str]:
-        from llama_stack_client import APIConnectionError
+        from llama_stack_client import APIConnectionError, AuthenticationError
 
         try:
             return [m.id for m in self._client.models.list()]
         except APIConnectionError as exc:
             raise self._unreachable(exc) from exc
+        except AuthenticationError as exc:
+            raise self._refused() from exc
 
     def shields(self) -> list[str]:
         from llama_stack_client import APIConnectionError
@@ -109,6 +120,8 @@ class ChatStream:
         except APIStatusError as exc:
             message = getattr(exc, "message", "") or str(exc)
             client._reset()
+            if exc.status_code == 401:  # not the model's fault: no other model would take the token either
+                raise client._refused() from exc
             raise ModelFailed(f"the stack refused the request for model {model}: {message[:200]}") from exc
         except APIError as exc:  # an error event in the middle of the stream
             client._reset()
