@@ -11,6 +11,7 @@ import re
 import socket
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -247,8 +248,10 @@ class Library:
         collection = self._name(collection)
         self.index(collection, create=True, write=True)  # checks the name and the grant before a folder is made
         filename = Path(name.replace("\\", "/")).name.strip()
-        if not filename or filename.startswith("."):
-            raise DocstackError(f"'{name}' is not a usable file name")
+        # Control characters (NUL, line breaks, terminal escapes) would break the file system call,
+        # a log line or a terminal: such a name is refused, shown escaped.
+        if not filename or filename.startswith(".") or any(unicodedata.category(c) == "Cc" for c in filename):
+            raise DocstackError(f"{ascii(name)} is not a usable file name")
         folder = self.settings.home / "uploads" / collection
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / filename
