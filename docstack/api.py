@@ -137,6 +137,8 @@ class DocStack:
         view.served = ServedModels(view.client, self.settings.run_dir / "run.yaml")
         view.operations = Operations(self.settings, view.served)
         view.library = self.library.as_user(principal)
+        if principal.token and self.shields is not None:  # a Llama Guard shield is called with their token
+            view.__dict__["shields"] = self.shields.with_client(view.client)
         return view
 
     # -- collections ---------------------------------------------------------------------

@@ -10,6 +10,7 @@ and applies the policy to what they find.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import re
@@ -76,6 +77,13 @@ class Shields:
         self.system_prompt = system_prompt
         self.allowed_prompt_text = allowed_prompt_text
         self.audit = AuditLog(settings.log_dir / "safety.jsonl")
+
+    def with_client(self, client: StackClient) -> Shields:
+        """These shields, loaded once, calling the stack through `client` (a signed-in user's)."""
+        view = copy.copy(self)
+        view.client = client
+        view.__dict__.pop("llama_guard", None)
+        return view
 
     @cached_property
     def guardrail(self) -> GuardrailShield:
