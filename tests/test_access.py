@@ -217,6 +217,19 @@ def test_hostile_collection_names_are_refused_in_one_line(company, oidc, name):
     assert "\n" not in str(refused.value) and ENG_SECRET not in str(refused.value)
 
 
+def test_grants_travel_with_migrate_and_hold_on_postgresql(company, oidc, postgres_url, embedder):
+    admin, _ = company
+    for name in ("hr-docs", "eng-docs"):
+        admin.migrate(postgres_url, name)
+    on_pg = DocStack(admin.settings.model_copy(update={"index_url": postgres_url}), embedder=embedder,
+                     principal=admin.principal)
+    alice, bob = on_pg.as_user(oidc.token("alice")), on_pg.as_user(oidc.token("bob"))
+    assert set(alice.collections()) == {"hr-docs"} and set(bob.collections()) == {"eng-docs"}
+    assert HR_SECRET in alice.search("salary bands", collection="hr-docs")[0].text
+    with pytest.raises(DocstackError, match="does not exist"):
+        bob.search("salary bands", collection="hr-docs")
+
+
 def test_identity_off_is_the_laptop_as_before(settings, embedder, tmp_path):
     (tmp_path / "n.md").write_text("# Notes\n\nThe canteen opens at eight.\n")
     ds = DocStack(settings, embedder=embedder)
