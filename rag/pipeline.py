@@ -24,6 +24,7 @@ from docstack.rag.answer import Answer, AnswerStream, Citation
 from docstack.rag.cite import Embed, cite
 from docstack.rag.prompt import ABSTAIN_TEXT, PromptBuilder, is_abstention
 from docstack.rag.retrieve import Hit, Mode, Retrieved
+from docstack.rag.smalltalk import SmallTalk
 from docstack.safety.base import SafetyReport, Verdict
 from docstack.safety.guard import Guard, NoGuard, OutputFilter, PassThrough, Screened, refusal
 from docstack.stack.catalogue import ModelSpec
@@ -173,9 +174,10 @@ WholeDocument = Callable[[Question], Answer | None]
 class AnswerPipeline:
     def __init__(self, screen_input: ScreenInput, retrieve: Retrieve, screen_context: ScreenContext, pack: Pack,
                  generate: Generate, screen_output: ScreenOutput, cite: Cite, default_model: str = "",
-                 whole_document: WholeDocument | None = None):
+                 whole_document: WholeDocument | None = None, small_talk: SmallTalk | None = None):
         self.default_model = default_model  # named in a refusal, where no model was asked
         self.whole_document = whole_document
+        self.small_talk = small_talk or SmallTalk()
         self.screen_input = screen_input
         self.retrieve = retrieve
         self.screen_context = screen_context
@@ -194,6 +196,9 @@ class AnswerPipeline:
         safety.record(verdict)
         if verdict.blocked:
             return _refused(verdict, safety, question.model or self.default_model, started)
+        reply = self.small_talk.run(question.text) if question.image is None else None
+        if reply is not None:  # "hi" is greeted back, not answered with "not in the documents"
+            return _replied(reply, safety, started)
         whole = self.whole_document(question) if self.whole_document else None
         if whole is not None:
             return self._whole(whole, safety, started)
@@ -239,6 +244,17 @@ class AnswerPipeline:
                                        first_token_seconds=None if first_token is None else round(first_token, 3))
 
         return AnswerStream(output.filter(iter([whole.answer])), finish)
+
+
+def _replied(text: str, safety: SafetyReport, started: float) -> AnswerStream:
+    """Small talk: a reply written without the documents or the model."""
+
+    def finish(_text: str, first_token: float | None) -> Answer:
+        return Answer(answer=text, citations=[], model="", abstained=False,
+                      seconds=round(time.perf_counter() - started, 3), first_token_seconds=first_token, safety=safety,
+                      notices=["small talk: answered without searching the documents"])
+
+    return AnswerStream(iter([text]), finish)
 
 
 def _refused(verdict: Verdict, safety: SafetyReport, model: str, started: float) -> AnswerStream:

@@ -191,3 +191,19 @@ def test_an_answer_the_output_shield_stops_has_no_citations(index, embedder, tmp
         Question("How often must the Zephyr-9 pump be serviced?")).result()
     assert answer.safety.blocked and answer.safety.stage == "output" and answer.citations == []
     assert not answer.abstained
+
+
+@pytest.mark.parametrize("greeting", ["hi", "Hello there!", "good morning", "Thanks a lot!", "bye", "who are you?"])
+def test_small_talk_is_answered_in_kind_through_the_shields_without_the_model(index, embedder, tmp_path, shields,
+                                                                              greeting):
+    chat = FakeChat()
+    answer = pipeline(index, embedder, tmp_path, chat, guard=shields.guard()).stream(Question(greeting)).result()
+    assert not answer.abstained and answer.answer != ABSTAIN_TEXT and not answer.safety.blocked
+    assert answer.answer.split()[0] in {"Hello!", "You're", "Goodbye!", "I"} and chat.calls == []
+
+
+def test_a_question_that_opens_with_a_greeting_is_answered_from_the_documents(index, embedder, tmp_path):
+    chat = FakeChat()
+    answer = pipeline(index, embedder, tmp_path, chat).stream(
+        Question("Hi! How often must the Zephyr-9 pump be serviced?", k=2)).result()
+    assert [c.source for c in answer.citations] == ["docs/pumps.md"] and len(chat.calls) == 1
