@@ -300,12 +300,24 @@ def compose_binary() -> Path:
     return Path(compose.__file__).parent / "docker-compose"
 
 
-@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]])
+@pytest.mark.parametrize("files", [["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"],
+                                   ["docker-compose.yml", "docker-compose.onprem.yml"]])
 def test_compose_files_validate(files):
     args = [a for f in files for a in ("-f", f)]
-    result = subprocess.run([str(compose_binary()), *args, "--profile", "ollama", "--profile", "vllm", "config", "-q"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([str(compose_binary()), *args, "--profile", "ollama", "--profile", "vllm", "--profile",
+                             "demo-oidc", "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_onprem_overlay_signs_in_the_stack_and_every_app_replica_against_one_provider():
+    result = subprocess.run([str(compose_binary()), "-f", "docker-compose.yml", "-f", "docker-compose.onprem.yml",
+                             "--profile", "demo-oidc", "config", "--format", "json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    services = json.loads(result.stdout)["services"]
+    issuers = {name: services[name]["environment"].get("DOCSTACK_OIDC_ISSUER") for name in ("stack", "ui")}
+    assert issuers == {"stack": "http://oidc.localhost:9400", "ui": "http://oidc.localhost:9400"}
+    assert "oidc.localhost" in services["oidc"]["networks"]["default"]["aliases"]  # the same name inside and out
+    assert services["ui"]["environment"]["DOCSTACK_INDEX_URL"].startswith("postgresql://")  # the base file's, kept
 
 
 def test_docker_compose_config_passes_through_the_docker_cli(tmp_path):
