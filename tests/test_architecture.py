@@ -13,7 +13,8 @@ from pathlib import Path
 
 from tests.conftest import ROOT
 
-CORE = {"docstack.settings", "docstack.console", "docstack.hashing", "docstack.text"}
+CORE = {"docstack.settings", "docstack.console", "docstack.hashing", "docstack.text", "docstack.jsonlog",
+        "docstack.telemetry"}
 API = {"docstack.api", "docstack.library", "docstack.evidence"}
 
 # room -> the rooms it may import from (besides itself)
