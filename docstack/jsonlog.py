@@ -3,11 +3,11 @@ Llama Stack server's safety provider), rotated by size without losing or repeati
 
 `logging.handlers.RotatingFileHandler` is safe within one process only: two processes each decide
 to rotate, the second renames the first's fresh file away, and lines are lost or land in a file
-that was already rotated out (4 processes writing 2,500 lines each with 20 kB files: 1,529 of
-the 10,000 lines lost, with logging errors). Here every write holds an exclusive `flock` on a sibling lock file
-while it checks the size, rotates with `os.replace` and appends with one `write` on an `O_APPEND`
-descriptor; a process whose open file was rotated away by another sees the inode change and
-reopens. The lock also covers the writer's own threads.
+that was already rotated out (4 processes writing 2,500 lines each into 20 kB files: 1,529 of the
+10,000 lines lost, and logging errors). Here every write holds an exclusive `flock` on a sibling
+lock file while it checks the size, rotates with `os.replace` and appends with one `write` on an
+`O_APPEND` descriptor; a process whose open file was rotated away by another sees the inode change
+and reopens. The lock also covers the writer's own threads.
 
     log = json_lines(settings.log_dir / "audit.jsonl")
     log.write({"user": "alice", "action": "search"})
