@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     audit: bool = Field(default=True, description="one JSON line per signed-in request in logs/audit.jsonl")
 
+    # Operations: OpenTelemetry traces and metrics over OTLP/HTTP to a collector's base URL (e.g.
+    # http://otel-collector:4318); unset, telemetry is off. OpenTelemetry's own variable works too.
+    otel_endpoint: str | None = Field(default=None, validation_alias=AliasChoices("DOCSTACK_OTEL_ENDPOINT",
+                                                                                "OTEL_EXPORTER_OTLP_ENDPOINT"))
+
     @model_validator(mode="after")
     def _under_home(self) -> Settings:
         if self.models_dir is None:

@@ -53,24 +53,45 @@ class Answer:
         }
 
 
+# (the answer, or None and why not) -> None
+Observer = Callable[[Answer | None, BaseException | None], None]
+
+
 class AnswerStream:
     """Iterate for the answer's text as the model writes it; `.answer` is set once it ends."""
 
     def __init__(self, deltas: Iterator[str], finish: Callable[[str, float | None], Answer]):
         self._deltas = deltas
         self._finish = finish
+        self._observers: list[Observer] = []
         self.answer: Answer | None = None
+
+    def observe(self, observer: Observer) -> AnswerStream:
+        """Call `observer(answer, None)` once the answer is done, or `observer(None, error)` when the
+        stream fails or its reader stops early (GeneratorExit): tracing and the audit see each end."""
+        self._observers.append(observer)
+        return self
 
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
         first: float | None = None
         parts: list[str] = []
-        for delta in self._deltas:
-            if first is None and delta.strip():
-                first = time.perf_counter() - started
-            parts.append(delta)
-            yield delta
-        self.answer = self._finish("".join(parts), first)
+        try:
+            for delta in self._deltas:
+                if first is None and delta.strip():
+                    first = time.perf_counter() - started
+                parts.append(delta)
+                yield delta
+            self.answer = self._finish("".join(parts), first)
+        except BaseException as exc:
+            self._notify(None, exc)
+            raise
+        self._notify(self.answer, None)
+
+    def _notify(self, answer: Answer | None, error: BaseException | None) -> None:
+        observers, self._observers = self._observers, []  # each hears one end
+        for observer in observers:
+            observer(answer, error)
 
     def result(self) -> Answer:
         for _ in self:

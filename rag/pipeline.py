@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+import docstack.telemetry as telemetry
 from docstack.index.base import Filters
 from docstack.rag.answer import Answer, AnswerStream, Citation
 from docstack.rag.cite import Embed, cite
@@ -104,20 +105,33 @@ class Generation:
     server has a turn free. After iterating: `choice` (who answered) and `waited` (seconds in
     the queue)."""
 
-    def __init__(self, fallback: Fallback, queue: ModelQueue, on_wait: WaitCallback | None):
+    def __init__(self, fallback: Fallback, queue: ModelQueue, on_wait: WaitCallback | None, parent=None):
         self.fallback = fallback
         self.queue = queue
         self.on_wait = on_wait
+        self.parent = parent  # the answer's span: this one is read later, outside the call that made it
         self.waited = 0.0
+        self.pieces = 0  # streamed pieces of the answer: a token each from llama.cpp, vLLM and Ollama
 
     @property
     def choice(self):
         return self.fallback.choice
 
     def __iter__(self) -> Iterator[str]:
-        with self.queue.turn(self.on_wait) as waited:
-            self.waited = waited
-            yield from self.fallback
+        span = telemetry.start("docstack.generate", self.parent)
+        try:
+            with self.queue.turn(self.on_wait) as waited:
+                self.waited = waited
+                for piece in self.fallback:
+                    self.pieces += 1
+                    yield piece
+        except BaseException as exc:
+            span.fail(exc)
+            raise
+        finally:
+            span.set_attributes({"gen_ai.response.model": self.choice.spec.stack_id if self.choice else None,
+                                 "gen_ai.usage.output_tokens": self.pieces, "docstack.queue.wait_seconds": self.waited})
+            span.end()
 
 
 class Generate:
@@ -130,10 +144,10 @@ class Generate:
         self.answer_tokens = answer_tokens
         self.temperature = temperature
 
-    def run(self, route: Route, on_wait: WaitCallback | None = None) -> Generation:
+    def run(self, route: Route, on_wait: WaitCallback | None = None, parent=None) -> Generation:
         fallback = Fallback(route, lambda choice: self.chat(choice.spec, choice.prompt.messages, self.answer_tokens,
                                                              self.temperature))
-        return Generation(fallback, self.queue, on_wait)
+        return Generation(fallback, self.queue, on_wait, parent)
 
     def once(self, spec: ModelSpec, messages: list[dict], max_tokens: int,
              on_wait: WaitCallback | None = None) -> Iterator[str]:
@@ -189,10 +203,25 @@ class AnswerPipeline:
     def stream(self, question: Question, on_wait: WaitCallback | None = None) -> AnswerStream:
         """The answer as it is written; iterate it for text, then read `.answer`. With no passage
         close enough, docstack abstains without asking the model (which would answer from its
-        own memory)."""
+        own memory). Traced as a `docstack.answer` span with a span per stage."""
+        trace = telemetry.start("docstack.answer", **{"docstack.k": question.k, "docstack.search.mode": question.mode,
+                                                      "gen_ai.request.model": question.model})
+        try:
+            with telemetry.current(trace):  # the retriever's span nests under it
+                stream = self._stream(question, on_wait, trace)
+        except BaseException as exc:
+            trace.fail(exc)
+            trace.end()
+            raise
+        return stream.observe(lambda answer, error: _traced(trace, answer, error))
+
+    def _stream(self, question: Question, on_wait: WaitCallback | None, trace) -> AnswerStream:
         started = time.perf_counter()
         safety = SafetyReport()
-        verdict = self.screen_input.run(question)
+        with telemetry.span("docstack.shield.input", trace) as span:
+            verdict = self.screen_input.run(question)
+            span.set_attributes({"docstack.safety.action": verdict.action,
+                                 "docstack.safety.category": verdict.category})
         safety.record(verdict)
         if verdict.blocked:
             return _refused(verdict, safety, question.model or self.default_model, started)
@@ -201,13 +230,20 @@ class AnswerPipeline:
             return _replied(reply, safety, started)
         whole = self.whole_document(question) if self.whole_document else None
         if whole is not None:
-            return self._whole(whole, safety, started)
+            return self._whole(whole, safety, started, trace)
         retrieved = self.retrieve.run(question)
-        screened = self.screen_context.run(retrieved)
+        with telemetry.span("docstack.shield.context", trace) as span:
+            screened = self.screen_context.run(retrieved)
+            span.set_attributes({"docstack.safety.dropped": len(screened.dropped),
+                                 "docstack.safety.stripped": len(screened.stripped)})
         safety.dropped_chunks = len(screened.dropped)
         safety.redactions += len(screened.stripped)  # passages packed without their flagged sentences
-        route = self.pack.run(question, screened)
-        generation = self.generate.run(route, on_wait)
+        with telemetry.span("docstack.pack", trace) as span:
+            route = self.pack.run(question, screened)
+            first = route.choices[0] if route.choices else None
+            span.set_attributes({"docstack.models": ",".join(c.spec.stack_id for c in route.choices),
+                                 "gen_ai.usage.input_tokens": first.prompt.tokens if first else None})
+        generation = self.generate.run(route, on_wait, trace)
         output = self.screen_output.run(screened)
         evidence = bool(screened.hits)  # none close enough, or all dropped by the context shield
 
@@ -219,7 +255,11 @@ class AnswerPipeline:
             citations: list[Citation] = []
             unsupported: list[str] = []
             if not abstained and not safety.blocked:
-                text, citations, unsupported = self.cite.run(text, choice.prompt.hits, retrieved, output)
+                with telemetry.span("docstack.cite", trace) as span:
+                    text, citations, unsupported = self.cite.run(text, choice.prompt.hits, retrieved, output)
+                    span.set_attributes({"docstack.citations": len(citations),
+                                         "docstack.unsupported": len(unsupported)})
+            telemetry.record_tokens(choice.spec.stack_id, choice.prompt.tokens if evidence else 0, generation.pieces)
             return Answer(
                 answer=text if evidence else ABSTAIN_TEXT, citations=citations, model=choice.spec.stack_id,
                 abstained=abstained, seconds=round(time.perf_counter() - started, 3),
@@ -230,9 +270,9 @@ class AnswerPipeline:
 
         if not evidence:
             return AnswerStream(iter([ABSTAIN_TEXT]), finish)
-        return AnswerStream(output.filter(generation), finish)
+        return AnswerStream(_spanned("docstack.shield.output", output.filter(generation), trace), finish)
 
-    def _whole(self, whole: Answer, safety: SafetyReport, started: float) -> AnswerStream:
+    def _whole(self, whole: Answer, safety: SafetyReport, started: float, trace) -> AnswerStream:
         """An answer made from the whole document, through the output shield like any other."""
         output = self.screen_output.run(Screened(hits=[]))
 
@@ -243,7 +283,39 @@ class AnswerPipeline:
                                        seconds=round(time.perf_counter() - started, 3),
                                        first_token_seconds=None if first_token is None else round(first_token, 3))
 
-        return AnswerStream(output.filter(iter([whole.answer])), finish)
+        trace.set_attribute("docstack.whole_document", True)
+        return AnswerStream(_spanned("docstack.shield.output", output.filter(iter([whole.answer])), trace), finish)
+
+
+def _spanned(name: str, pieces: Iterable[str], parent) -> Iterator[str]:
+    """`pieces` read within a span that starts at the first and ends after the last (a span started
+    by hand: one made current here would stay current in the reader's code between pieces)."""
+    span = telemetry.start(name, parent)
+    try:
+        yield from pieces
+    except BaseException as exc:
+        span.fail(exc)
+        raise
+    finally:
+        span.end()
+
+
+def _traced(trace, answer: Answer | None, error: BaseException | None) -> None:
+    """The answer's span ended with what became of it; a blocked question counted."""
+    if answer is None:
+        trace.fail(error if not isinstance(error, GeneratorExit) else "the reader stopped early")
+    else:
+        report = answer.safety
+        trace.set_attributes({
+            "gen_ai.response.model": answer.model, "docstack.abstained": answer.abstained,
+            "docstack.citations": len(answer.citations), "docstack.safety.decision": report.decision(),
+            "docstack.safety.category": report.category, "docstack.safety.redactions": report.redactions,
+            "docstack.first_token_seconds": answer.first_token_seconds,
+            "docstack.queue.wait_seconds": answer.wait_seconds,
+        })
+        if report.blocked:
+            telemetry.record_blocked(report.stage, report.category)
+    trace.end()
 
 
 def _replied(text: str, safety: SafetyReport, started: float) -> AnswerStream:

@@ -13,6 +13,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+import docstack.telemetry as telemetry
 from docstack.console import DocstackError
 from docstack.index.base import ChunkIndex, Filters, StoredChunk
 from docstack.index.embedder import Embedder
@@ -103,6 +104,13 @@ class Retriever:
     def run(self, query: str, k: int, mode: Mode = "hybrid", filters: Filters | None = None) -> Retrieved:
         if mode not in MODES:
             raise DocstackError(f"search mode '{mode}' is not one of {', '.join(MODES)}")
+        with telemetry.span("docstack.retrieve", **{"docstack.search.mode": mode, "docstack.k": k}) as span:
+            retrieved = self._run(query, k, mode, filters)
+            span.set_attributes({"docstack.hits": len(retrieved.hits),
+                                 "docstack.best_score": max((h.score for h in retrieved.hits), default=None)})
+            return retrieved
+
+    def _run(self, query: str, k: int, mode: Mode, filters: Filters | None) -> Retrieved:
         query_vector = self.embedder.embed([query])[0]
         depth = max(4 * k, 20)
         dense = self.index.dense_search(query_vector, depth, filters) if mode != "keyword" else []

@@ -77,6 +77,12 @@ class SafetyReport:
         return {"blocked": self.blocked, "stage": self.stage, "category": self.category, "shield": self.shield,
                 "redactions": self.redactions, "dropped_chunks": self.dropped_chunks}
 
+    def decision(self) -> str:
+        """One word for the audit and traces: blocked, redacted (or passages dropped) or allowed."""
+        if self.blocked:
+            return "blocked"
+        return "redacted" if self.redactions or self.dropped_chunks else "allowed"
+
     def record(self, verdict: Verdict) -> None:
         """Take in a decided verdict: the first block wins; redactions add up."""
         self.redactions += verdict.redactions
