@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+import docstack.telemetry as telemetry
+from docstack.access.audit import RequestAudit, may_read_audit
 from docstack.access.grants import Grant
 from docstack.access.identity import LOCAL, Principal, TokenVerifier
 from docstack.analysis.compare import compare as analysis_compare
@@ -46,6 +48,7 @@ from docstack.rag.rerank import CrossEncoderReranker
 from docstack.rag.retrieve import Hit, Mode
 from docstack.safety.base import Verdict
 from docstack.safety.guard import Guard, NoGuard, SafetyStatus, Screened, Shields
+from docstack.requests import request
 from docstack.settings import Settings, without_password
 from docstack.stack import profiles
 from docstack.stack.backends import PullProgress
@@ -115,6 +118,7 @@ class DocStack:
         screen = (lambda text: self.shields.chunk_verdict(text)) if settings.safety else None
         self.library = Library(settings, open_backend(settings), self.embedder, screen, reranker, principal)
         self.queue = ModelQueue(settings.run_dir / "queue", settings.answer_slots, settings.queue_timeout)
+        telemetry.configure(settings.otel_endpoint)
 
     @cached_property
     def verifier(self) -> TokenVerifier:
@@ -142,15 +146,18 @@ class DocStack:
         return view
 
     # -- collections ---------------------------------------------------------------------
+    @request(lambda call: "sync" if call.get("sync") else "ingest")
     def ingest(self, paths: Iterable[Path | str], collection: str | None = None,
                on_progress: ProgressCallback | None = None, sync: bool = False) -> IngestReport:
         """Add files and folders; with `sync`, also forget files gone from the given folders."""
         return self.library.ingest(paths, collection, on_progress, sync)
 
+    @request("upload")
     def ingest_uploads(self, files: Sequence[tuple[str, bytes]], collection: str | None = None,
                        on_progress: ProgressCallback | None = None) -> tuple[IngestReport, list[Path]]:
         return self.library.ingest_uploads(files, collection, on_progress)
 
+    @request("search")
     def search(self, query: str, collection: str | None = None, k: int | None = None, mode: Mode | None = None,
                filters: Filters | None = None) -> list[Hit]:
         return self.library.search(query, collection, k, mode, filters)
@@ -158,6 +165,7 @@ class DocStack:
     def collections(self) -> dict[str, IndexStats]:
         return self.library.collections()
 
+    @request("create")
     def create_collection(self, collection: str, read_teams: Iterable[str] = (), write_teams: Iterable[str] = (),
                           ) -> None:
         """A new, empty collection (admins only, with identity on), readable by `read_teams`."""
@@ -169,6 +177,7 @@ class DocStack:
         """Who may read and change the collection."""
         return self.library.access(collection)
 
+    @request("grant")
     def grant(self, collection: str | None = None, *, owner: str | None = None, read_teams: Iterable[str] = (),
               write_teams: Iterable[str] = (), read_roles: Iterable[str] = (), write_roles: Iterable[str] = ()
               ) -> Grant:
@@ -179,18 +188,22 @@ class DocStack:
                                                     frozenset(write_teams), frozenset(read_roles),
                                                     frozenset(write_roles)))
 
+    @request("delete")
     def delete_collection(self, collection: str) -> None:
         self.library.delete(collection)
 
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         return self.library.documents(collection)
 
+    @request("remove")
     def remove(self, paths: Iterable[Path | str], collection: str | None = None) -> list[str]:
         return self.library.remove(paths, collection)
 
+    @request("reindex")
     def reindex(self, collection: str | None = None, on_progress: ProgressCallback | None = None) -> IngestReport:
         return self.library.reindex(collection, on_progress)
 
+    @request("migrate")
     def migrate(self, to: str, collection: str | None = None) -> MigrationReport:
         """Copy a collection to the index at URL `to` (postgresql://...) without embedding anything
         again; point DOCSTACK_INDEX_URL at it afterwards."""
@@ -264,6 +277,7 @@ class DocStack:
             default_model=self.settings.model_id,
             whole_document=lambda q: whole.run(q.text, q.filters, q.k, q.model) if q.image is None else None)
 
+    @request("ask")
     def stream(
         self, question: str, collection: str | None = None, model: str | None = None, k: int | None = None,
         mode: Mode | None = None, filters: Filters | None = None, image: Path | str | None = None,
@@ -288,6 +302,7 @@ class DocStack:
             on_wait: WaitCallback | None = None) -> Answer:
         return self.stream(question, collection, model, k, mode, filters, image, on_wait).result()
 
+    @request("rewrite")
     def rewrite(self, question: str, history: Sequence[Turn], model: str | None = None,
                 on_wait: WaitCallback | None = None) -> str:
         """A follow-up as a question that stands on its own (one model call; none without history)."""
@@ -313,6 +328,7 @@ class DocStack:
     def previews(self) -> PagePreviews:
         return PagePreviews(self.settings.home / "previews", self.settings.preview_dpi)
 
+    @request("evidence")
     def evidence(self, answer: Answer, collection: str | None = None) -> list[Evidence]:
         """What to show for each citation: the passage, its best sentence, the page's picture."""
         stored = self.library.index(collection).fetch([c.chunk_id for c in answer.citations])
@@ -341,10 +357,12 @@ class DocStack:
             raise
 
     # -- long documents ----------------------------------------------------------------------
+    @request("outline")
     def outline(self, document: str, collection: str | None = None) -> dict:
         """The document's section tree (from its bookmarks or headings) with printed page labels."""
         return analysis_outline(self.library.index(collection), document, self._name(collection))
 
+    @request("mentions")
     def mentions(self, term: str, document: str | None = None, collection: str | None = None,
                  related: int = 5) -> dict:
         """Every occurrence of `term` (not the top k), in document order, and up to `related`
@@ -352,6 +370,7 @@ class DocStack:
         return analysis_mentions(self.library.index(collection), self.embedder.embed, term, self._name(collection),
                                  document, related)
 
+    @request("summarize")
     def summarize(self, document: str, collection: str | None = None, section: str | None = None,
                   pages: tuple[int, int] | None = None, complete: bool = False, model: str | None = None,
                   on_progress: JobCallback | None = None) -> dict:
@@ -360,6 +379,7 @@ class DocStack:
         return analysis_summarize(self.library.index(collection), self.embedder.embed, self.writer(model), document,
                                   self._name(collection), section, pages, complete, on_progress)
 
+    @request("extract")
     def extract(self, document: str, fields: str | Sequence[str], collection: str | None = None,
                 model: str | None = None, on_progress: JobCallback | None = None) -> dict:
         """One row per item the document states, with `fields`, a verbatim quote and its page."""
@@ -376,6 +396,7 @@ class DocStack:
         """An extraction's rows as CSV (fields, quote, page, page label, section), also written to `path`."""
         return extraction_csv(result, path)
 
+    @request("compare")
     def compare(self, document_a: str, document_b: str, collection: str | None = None) -> dict:
         """Sections added, removed and changed between two versions of a document."""
         return analysis_compare(self.library.index(collection), document_a, document_b, self._name(collection))
@@ -415,6 +436,17 @@ class DocStack:
 
     def down(self) -> list[str]:
         return self.operations.down()
+
+    def may_read_audit(self) -> bool:
+        """Whether this user sees the request audit (admins; the local user on a laptop)."""
+        return may_read_audit(self.principal)
+
+    def audit(self, limit: int = 500, user: str | None = None, action: str | None = None,
+              collection: str | None = None) -> list[dict]:
+        """The newest request audit lines, newest first, filtered (admins only)."""
+        if not self.may_read_audit():
+            raise DocstackError("only admins may read the audit log")
+        return RequestAudit(self.settings.log_dir).recent(limit, user, action, collection)
 
     def status(self) -> Status:
         running = self.operations.running()

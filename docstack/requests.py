@@ -15,9 +15,9 @@ import inspect
 import time
 from collections.abc import Callable
 
-from docstack import telemetry
+import docstack.telemetry as telemetry
 from docstack.access.audit import RequestAudit
-from docstack.access.identity import LOCAL, Principal
+from docstack.access.identity import Principal
 from docstack.rag.answer import Answer, AnswerStream
 from docstack.rag.retrieve import Hit
 
@@ -32,7 +32,9 @@ def request(action: Action):
 
         @functools.wraps(method)
         def call(ds, *args, **kwargs):
-            arguments = signature.bind(ds, *args, **kwargs).arguments
+            bound = signature.bind(ds, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = bound.arguments
             name = action(arguments) if callable(action) else action
             return _Request(ds, name, arguments).run(method, ds, args, kwargs)
 
@@ -45,7 +47,7 @@ class _Request:
     def __init__(self, ds, action: str, arguments: dict):
         self.settings = ds.settings
         self.action = action
-        self.principal: Principal = getattr(ds.library, "principal", LOCAL)
+        self.principal: Principal = ds.principal
         self.collection = arguments.get("collection") or (self.settings.collection if "collection" in arguments
                                                           else None)
         self.question = next((arguments[k] for k in QUESTION_ARGUMENTS if isinstance(arguments.get(k), str)), None)
@@ -74,8 +76,9 @@ class _Request:
         telemetry.record_request(self.action, seconds, outcome)
         self.span.end()
         if self.settings.identity and self.settings.audit:
+            chunk_ids, model, safety = _details(result)
             RequestAudit(self.settings.log_dir).record(
-                self.principal, self.action, self.collection, self.question, *_details(result), seconds=seconds,
+                self.principal, self.action, self.collection, self.question, chunk_ids, model, seconds, safety,
                 error=None if error is None else (str(error) or type(error).__name__)[:300])
 
 

@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 CORE = {"docstack.settings", "docstack.console", "docstack.hashing", "docstack.text", "docstack.jsonlog",
         "docstack.telemetry"}
-API = {"docstack.api", "docstack.library", "docstack.evidence"}
+API = {"docstack.api", "docstack.library", "docstack.evidence", "docstack.requests"}
 
 # room -> the rooms it may import from (besides itself)
 ALLOWED = {

@@ -10,6 +10,7 @@ import pytest
 from docstack import telemetry
 from docstack.rag.pipeline import Question
 from docstack.settings import Settings
+from tests.conftest import run_cli
 from tests.otlp import OtlpReceiver
 from tests.test_answer_pipeline import FAKE, FakeChat, index, pipeline, shields  # noqa: F401 (fixtures)
 
@@ -104,3 +105,43 @@ def test_without_an_endpoint_nothing_is_sent_and_spans_cost_nothing(receiver, in
     assert Settings().otel_endpoint == receiver.url
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not telemetry.configure(Settings().otel_endpoint)
+
+
+# -- through the Python API and the CLI ----------------------------------------------------------
+def test_each_api_call_is_a_request_span_and_counted(receiver, settings, embedder, tmp_path):
+    from docstack import DocStack, DocstackError
+
+    (tmp_path / "pump.md").write_text("# Pump\n\nThe Zephyr-9 pump must be serviced every 42 days.\n")
+    ds = DocStack(settings.model_copy(update={"otel_endpoint": receiver.url}), embedder=embedder)
+    ds.ingest([tmp_path / "pump.md"], collection="plant")
+    hits = ds.search("How often is the pump serviced?", collection="plant", k=1)
+    with pytest.raises(DocstackError):
+        ds.search("pump", collection="missing")
+    telemetry.flush()
+
+    spans = receiver.spans()
+    searches = [s for s in spans if s["name"] == "docstack.search"]
+    assert [s["attributes"]["docstack.collection"] for s in searches] == ["plant", "missing"]
+    assert [s["status"] for s in searches] == [0, 2]  # unset, then error
+    [retrieve] = [s for s in spans if s["name"] == "docstack.retrieve"]
+    assert retrieve["parent"] == searches[0]["id"] and retrieve["attributes"]["docstack.hits"] == len(hits) == 1
+    assert "enduser.id" not in searches[0]["attributes"]  # identity off: no user to name
+    metrics = receiver.metrics()
+    requests = {(p["docstack.action"], p["docstack.outcome"]): v for p, v in metrics["docstack.requests"]}
+    assert requests == {("ingest", "ok"): 1, ("search", "ok"): 1, ("search", "error"): 1}
+    durations = {(p["docstack.action"], p["docstack.outcome"]): v for p, v in metrics["docstack.request.duration"]}
+    assert durations == requests  # one latency per request (a histogram's count)
+
+
+def test_the_cli_exports_to_the_standard_endpoint_variable(receiver, settings, embedder, tmp_path):
+    from docstack import DocStack
+
+    (tmp_path / "pump.md").write_text("# Pump\n\nThe Zephyr-9 pump must be serviced every 42 days.\n")
+    DocStack(settings, embedder=embedder).ingest([tmp_path / "pump.md"], collection="plant")
+    result = run_cli(["search", "pump service", "--collection", "plant", "--json"], settings.home,
+                     OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url, OTEL_SERVICE_NAME="docstack-cli")
+    assert result.returncode == 0, result.stderr
+    spans = receiver.spans()  # sent as the process exited
+    assert {s["name"] for s in spans} == {"docstack.search", "docstack.retrieve"}
+    assert {s["resource"]["service.name"] for s in spans} == {"docstack-cli"}
+    assert [p["docstack.action"] for p, _ in receiver.metrics()["docstack.requests"]] == ["search"]
