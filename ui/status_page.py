@@ -1,11 +1,12 @@
-"""Status and settings: what runs, which models the stack serves, index sizes, chat options."""
+"""Status and settings: what runs, which models the stack serves, index sizes, chat options, and
+for admins the request audit."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from docstack import MODES, DocstackError, Status
+from docstack import MODES, DocStack, DocstackError, Status
 from docstack.ui.common import AUTO_MODEL, docstack
 
 
@@ -66,6 +67,42 @@ def safety(info: Status) -> None:
     st.write(f"Harmful content: {shields.harmful_content}.")
 
 
+AUDIT_ROWS = 500
+ALL = "(all)"
+AUDIT_FILTERS = ("user", "action", "collection")
+
+
+def audit(ds: DocStack) -> None:
+    """The newest request audit lines, filtered by user, action and collection; admins only."""
+    if not ds.may_read_audit():
+        return
+    st.subheader("Audit")
+    recent = ds.audit(AUDIT_ROWS)
+    if not recent:
+        st.info("No requests audited yet." if ds.settings.identity else
+                "Identity is off (DOCSTACK_OIDC_ISSUER is unset): requests are audited only for signed-in users.")
+        return
+    picked = {}
+    for column, field in zip(st.columns(len(AUDIT_FILTERS)), AUDIT_FILTERS, strict=True):
+        values = sorted({str(row[field]) for row in recent if row.get(field) is not None})
+        choice = column.selectbox(field.capitalize(), [ALL, *values], key=f"audit_{field}")
+        picked[field] = None if choice == ALL else choice
+    rows = ds.audit(AUDIT_ROWS, **picked) if any(picked.values()) else recent
+    st.dataframe(pd.DataFrame([audit_row(row) for row in rows]), hide_index=True, width="stretch")
+    st.caption(f"{len(rows)} newest of the lines kept in `{ds.settings.log_dir / 'audit.jsonl'}` "
+               "(questions are kept as a SHA-256, never as text).")
+
+
+def audit_row(line: dict) -> dict:
+    safety = line.get("safety") or {}
+    decision = " ".join(str(v) for v in (safety.get("decision"), safety.get("category")) if v)
+    return {"time": line.get("time"), "user": line.get("user"), "teams": ", ".join(line.get("teams") or []),
+            "action": line.get("action"), "collection": line.get("collection"),
+            "question": (line.get("question_sha256") or "")[:12],
+            "cited": ", ".join(map(str, line.get("chunk_ids") or [])),
+            "model": line.get("model"), "seconds": line.get("seconds"), "safety": decision, "error": line.get("error")}
+
+
 def main() -> None:
     st.title("Status")
     info = docstack().status()
@@ -81,6 +118,7 @@ def main() -> None:
     indexes(info)
     chat_options([row["model"] for row in rows if row["usable"] and row["role"] == "answer"])
     safety(info)
+    audit(docstack())
 
 
 main()
