@@ -97,6 +97,10 @@ class ServiceManager:
         return ServiceState(service.name, service.url, pid if running else None, running, healthy,
                             str(self._log(service.name)))
 
+    def started_here(self, name: str) -> bool:
+        """Whether `docstack up` on this host started the service (and has not stopped it)."""
+        return self._pid(name) is not None
+
     def _wait_healthy(self, service: Service, exit_code: Callable[[], int | None]) -> None:
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
