@@ -39,9 +39,6 @@ class _NoSpan:
     def set_attributes(self, attributes: dict) -> None:
         pass
 
-    def record_exception(self, exception: BaseException) -> None:
-        pass
-
     def fail(self, error: BaseException | str) -> None:
         pass
 
@@ -157,14 +154,18 @@ def start(name: str, parent: _Span | _NoSpan | None = None, **attributes) -> _Sp
     return _Span(state.tracer.start_span(name, context=_context(parent), attributes=_clean(attributes)))
 
 
-@contextmanager
 def span(name: str, parent: _Span | _NoSpan | None = None, **attributes):
-    """A span around a block, current inside it (spans opened within nest under it); an exception
-    leaving the block marks it failed."""
+    """A span around a `with` block, current inside it (spans opened within nest under it); an
+    exception leaving the block marks it failed. Off, the shared NO_SPAN, and no generator is made
+    (a span then costs 0.6 us with its attributes, 1.3 us through a generator: bench_telemetry.py)."""
     state = _state
     if state is None:
-        yield NO_SPAN
-        return
+        return NO_SPAN
+    return _current_span(state, name, parent, attributes)
+
+
+@contextmanager
+def _current_span(state: _Telemetry, name: str, parent: _Span | _NoSpan | None, attributes: dict):
     with state.tracer.start_as_current_span(name, context=_context(parent), attributes=_clean(attributes),
                                             record_exception=False, set_status_on_exception=False) as inner:
         wrapped = _Span(inner)
