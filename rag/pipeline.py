@@ -227,6 +227,7 @@ class AnswerPipeline:
             return _refused(verdict, safety, question.model or self.default_model, started)
         reply = self.small_talk.run(question.text) if question.image is None else None
         if reply is not None:  # "hi" is greeted back, not answered with "not in the documents"
+            trace.set_attribute("docstack.small_talk", True)
             return _replied(reply, safety, started)
         whole = self.whole_document(question) if self.whole_document else None
         if whole is not None:
