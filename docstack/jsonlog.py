@@ -100,6 +100,18 @@ _logs: dict[Path, JsonLines] = {}
 _logs_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A thread of the parent may have held a writer's thread lock when it forked: the child's
+    copy would stay locked forever."""
+    global _logs_lock
+    _logs_lock = threading.Lock()
+    for log in _logs.values():
+        log._thread_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def json_lines(path: Path, max_bytes: int = ROTATE_BYTES, keep: int = ROTATE_KEEP) -> JsonLines:
     """The one writer of `path` in this process (every user of a file shares its descriptors)."""
     path = Path(os.path.abspath(path))
@@ -114,7 +126,7 @@ def read_lines(path: Path, limit: int | None = None, keep: int = ROTATE_KEEP) ->
     crash cut short is skipped. Read under a shared lock, so no rotation moves lines between the
     files while they are read (which would show a line twice or not at all)."""
     path = Path(path)
-    if not path.parent.is_dir():
+    if not path.exists() and not Path(f"{path}.1").exists():
         return []
     lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
