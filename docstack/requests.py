@@ -85,10 +85,7 @@ class _Request:
 def _details(result) -> tuple[list[int], str | None, dict | None]:
     """What a result says for the audit: the chunks it cites, the model, the safety decision."""
     if isinstance(result, Answer):
-        report = result.safety
-        safety = {"decision": report.decision(), "stage": report.stage, "category": report.category,
-                  "redactions": report.redactions, "dropped_chunks": report.dropped_chunks}
-        return [c.chunk_id for c in result.citations], result.model, safety
+        return [c.chunk_id for c in result.citations], result.model, result.safety.summary()
     if isinstance(result, list) and all(isinstance(hit, Hit) for hit in result):
         return [hit.chunk_id for hit in result], None, None
     return [], None, None

@@ -306,11 +306,11 @@ def _traced(trace, answer: Answer | None, error: BaseException | None) -> None:
     if answer is None:
         trace.fail(error if not isinstance(error, GeneratorExit) else "the reader stopped early")
     else:
-        report = answer.safety
+        report, summary = answer.safety, answer.safety.summary()
         trace.set_attributes({
             "gen_ai.response.model": answer.model, "docstack.abstained": answer.abstained,
-            "docstack.citations": len(answer.citations), "docstack.safety.decision": report.decision(),
-            "docstack.safety.category": report.category, "docstack.safety.redactions": report.redactions,
+            "docstack.citations": len(answer.citations), "docstack.safety.decision": summary["decision"],
+            "docstack.safety.category": summary["category"], "docstack.safety.redactions": report.redactions,
             "docstack.first_token_seconds": answer.first_token_seconds,
             "docstack.queue.wait_seconds": answer.wait_seconds,
         })

@@ -72,6 +72,8 @@ class SafetyReport:
     shield: str | None = None
     redactions: int = 0
     dropped_chunks: int = 0
+    # What the redactions were of (email, phone, ...), for the request audit; not in the answer's JSON.
+    redacted: set[str] = field(default_factory=set)
 
     def to_json(self) -> dict:
         return {"blocked": self.blocked, "stage": self.stage, "category": self.category, "shield": self.shield,
@@ -83,15 +85,25 @@ class SafetyReport:
             return "blocked"
         return "redacted" if self.redactions or self.dropped_chunks else "allowed"
 
+    def summary(self) -> dict:
+        """The decision for the request audit and traces, with its category: what blocked, or what
+        was redacted (comma-separated)."""
+        category = self.category if self.blocked else (",".join(sorted(self.redacted)) or None)
+        return {"decision": self.decision(), "stage": self.stage, "category": category,
+                "redactions": self.redactions, "dropped_chunks": self.dropped_chunks}
+
     def record(self, verdict: Verdict) -> None:
         """Take in a decided verdict: the first block wins; redactions add up."""
         self.redactions += verdict.redactions
+        if verdict.redactions:
+            self.redacted.update(f.category for f in verdict.findings if f.start is not None)
         if verdict.blocked and not self.blocked:
             self.blocked, self.stage, self.category, self.shield = True, verdict.stage, verdict.category, verdict.shield
 
     def merge(self, other: SafetyReport) -> None:
         """Take in another stage's report (the output filter's): redactions add up, a block is kept."""
         self.redactions += other.redactions
+        self.redacted |= other.redacted
         self.dropped_chunks += other.dropped_chunks
         if other.blocked and not self.blocked:
             self.blocked, self.stage, self.category, self.shield = True, other.stage, other.category, other.shield

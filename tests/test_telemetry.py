@@ -164,3 +164,15 @@ def test_an_ask_through_the_api_nests_the_answer_under_the_request(receiver, set
     assert spans["docstack.ask"]["attributes"]["docstack.collection"] == "plant"
     assert ("ask", "ok") in {(p["docstack.action"], p["docstack.outcome"])
                              for p, _ in receiver.metrics()["docstack.requests"]}
+
+
+def test_a_redacted_answer_says_what_was_redacted(receiver, index, embedder, tmp_path, shields):
+    telemetry.configure(receiver.url)
+    chat = FakeChat("Write to dana.whitfield@example.com about payroll.")
+    answer = pipeline(index, embedder, tmp_path, chat, shields.guard("handbook")).stream(
+        Question("Whom do I ask about payroll?")).result()
+    telemetry.flush()
+    assert answer.safety.summary() == {"decision": "redacted", "stage": None, "category": "email",
+                                       "redactions": answer.safety.redactions, "dropped_chunks": 0}
+    [root] = [s["attributes"] for s in receiver.spans() if s["name"] == "docstack.answer"]
+    assert root["docstack.safety.decision"] == "redacted" and root["docstack.safety.category"] == "email"
