@@ -166,6 +166,10 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "VLLM_URL": settings.vllm_url,
         "DOCSTACK_CLOUD_URL": settings.cloud_url,
     }
+    if settings.otel_endpoint:
+        # Llama Stack 0.7.3 exports its own metrics (inference duration, time to first token,
+        # tokens per second) to the same collector; it makes no traces of its own.
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = settings.otel_endpoint.rstrip("/")
     if settings.vllm_api_token:
         env["VLLM_API_TOKEN"] = settings.vllm_api_token.get_secret_value()
     if settings.profile == "cloud" and settings.cloud_api_key():

@@ -176,3 +176,11 @@ def test_a_redacted_answer_says_what_was_redacted(receiver, index, embedder, tmp
                                        "redactions": answer.safety.redactions, "dropped_chunks": 0}
     [root] = [s["attributes"] for s in receiver.spans() if s["name"] == "docstack.answer"]
     assert root["docstack.safety.decision"] == "redacted" and root["docstack.safety.category"] == "email"
+
+
+def test_the_stack_server_exports_its_own_metrics_to_the_same_collector(settings):
+    from docstack.stack import profiles
+
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT" not in profiles.stack_env(settings)
+    on = settings.model_copy(update={"otel_endpoint": "http://otel-collector:4318/"})
+    assert profiles.stack_env(on)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
