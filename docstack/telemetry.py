@@ -17,6 +17,7 @@ started with `start()` and ended by hand; `span(..., parent=that)` hangs later s
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -95,11 +96,13 @@ class _Telemetry:
         # the exporters read OTEL_EXPORTER_OTLP_HEADERS, _CERTIFICATE, _TIMEOUT themselves.
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or SERVICE_NAME})
         self.endpoint = base
-        self.tracer_provider = TracerProvider(resource=resource)
+        # Shut down (sending what is buffered) by this module's own exit hook, once, whichever
+        # providers are current then: theirs would also run for providers replaced meanwhile.
+        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
         reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics"),
                                                export_interval_millis=EXPORT_INTERVAL_MS)
-        self.meter_provider = MeterProvider(metric_readers=[reader], resource=resource)
+        self.meter_provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
         self.tracer = self.tracer_provider.get_tracer("docstack")
         meter = self.meter_provider.get_meter("docstack")
         self.requests = meter.create_counter("docstack.requests", "{request}", "requests by action and outcome")
@@ -133,6 +136,11 @@ def configure(endpoint: str | None) -> bool:
             _state = _Telemetry(endpoint)
             log.info("telemetry: OTLP/HTTP to %s", _state.endpoint)
     return _state is not None
+
+
+@atexit.register
+def _at_exit() -> None:
+    configure(None)
 
 
 def enabled() -> bool:
