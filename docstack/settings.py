@@ -123,6 +123,11 @@ class Settings(BaseSettings):
                                       "issuer's /.well-known/openid-configuration)")
     oidc_teams_claim: str = "groups"
     oidc_roles_claim: str = "roles"
+    # The web app signs people in as this client (client id: oidc_audience) with the
+    # authorization-code flow; the secret reaches only the sign-in file `docstack up` writes.
+    oidc_client_secret: SecretStr | None = None
+    oidc_redirect_uri: str | None = Field(default=None, description="where the provider sends people back after "
+                                          "sign-in (default: the web app's URL + /oauth2callback; set it behind a proxy)")
     # The signed-in user's ID token, for the CLI and scripts.
     token: SecretStr | None = None
     audit: bool = Field(default=True, description="one JSON line per signed-in request in logs/audit.jsonl")
