@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     # The web app signs people in as this client (client id: oidc_audience) with the
     # authorization-code flow; the secret reaches only the sign-in file `docstack up` writes.
     oidc_client_secret: SecretStr | None = None
+    # "groups" too for Dex (it sends the groups claim only when asked for it).
+    oidc_scopes: str = "openid profile email"
     oidc_redirect_uri: str | None = Field(default=None, description="where the provider sends people back after "
                                           "sign-in (default: the web app's URL + /oauth2callback; set it behind a proxy)")
     # The signed-in user's ID token, for the CLI and scripts.

@@ -15,8 +15,6 @@ from docstack.settings import Settings
 
 # Only the ID token is needed: the app verifies it and forwards it to the stack as the user's.
 EXPOSED_TOKENS = ["id"]
-# "profile" and "email" for the name shown in the sidebar; teams and roles are the provider's own claims.
-SCOPES = "openid profile email"
 
 
 def secrets_file(settings: Settings) -> Path:
@@ -25,7 +23,12 @@ def secrets_file(settings: Settings) -> Path:
 
 def redirect_uri(settings: Settings) -> str:
     """Where the provider sends a signed-in person back to; Streamlit answers at /oauth2callback."""
-    return settings.oidc_redirect_uri or f"{settings.ui_url}/oauth2callback"
+    if settings.oidc_redirect_uri:
+        return settings.oidc_redirect_uri
+    if settings.host in ("0.0.0.0", "::"):  # listening everywhere says nothing of the address people open
+        raise DocstackError("the web app listens on all addresses: set DOCSTACK_OIDC_REDIRECT_URI to the address "
+                            "people open it at, followed by /oauth2callback")
+    return f"{settings.ui_url}/oauth2callback"
 
 
 def write_secrets(settings: Settings) -> Path:
@@ -43,7 +46,7 @@ def write_secrets(settings: Settings) -> Path:
     }
     # JSON strings and lists are valid TOML values (basic strings with the same escapes).
     lines = ["[auth]", *(f"{key} = {json.dumps(value)}" for key, value in auth.items()),
-             f"client_kwargs = {{ scope = {json.dumps(SCOPES)} }}"]
+             f"client_kwargs = {{ scope = {json.dumps(settings.oidc_scopes)} }}"]
     path = secrets_file(settings)
     _write_private(path, "\n".join(lines) + "\n")
     return path

@@ -36,9 +36,11 @@ def test_up_writes_streamlits_sign_in_settings_for_the_owner_only(tmp_path):
     assert auth["client_kwargs"] == {"scope": "openid profile email"}
     assert len(auth["cookie_secret"]) >= 32
     cookie = auth["cookie_secret"]
-    proxied = _identity(tmp_path, oidc_redirect_uri="https://docs.acme.example/oauth2callback")
+    proxied = _identity(tmp_path, oidc_redirect_uri="https://docs.acme.example/oauth2callback",
+                        oidc_scopes="openid profile email groups")
     auth = tomllib.loads(ui_auth.write_secrets(proxied).read_text())["auth"]
     assert auth["redirect_uri"] == "https://docs.acme.example/oauth2callback"
+    assert auth["client_kwargs"] == {"scope": "openid profile email groups"}
     assert auth["cookie_secret"] == cookie  # kept: sign-ins survive a restart, replicas share it
     assert sorted(p.name for p in settings.run_dir.iterdir()) == ["ui-cookie-secret", "ui-secrets.toml"]
 
@@ -50,9 +52,12 @@ def test_the_ui_reads_the_sign_in_file_only_with_identity_on(tmp_path):
     assert "--secrets.files" not in profiles.services(laptop, resolve=False)[-1].command
 
 
-def test_identity_without_a_client_secret_is_refused_with_the_fix(tmp_path):
+def test_identity_without_a_client_secret_or_a_public_address_is_refused_with_the_fix(tmp_path):
     with pytest.raises(DocstackError, match="set DOCSTACK_OIDC_CLIENT_SECRET"):
         ui_auth.write_secrets(_identity(tmp_path, oidc_client_secret=None))
+    with pytest.raises(DocstackError, match="set DOCSTACK_OIDC_REDIRECT_URI"):  # compose: the app listens on 0.0.0.0
+        ui_auth.write_secrets(_identity(tmp_path, host="0.0.0.0"))
+    assert not (tmp_path / "home" / "run" / "ui-secrets.toml").exists()
 
 
 # -- the pages -----------------------------------------------------------------------------------------
