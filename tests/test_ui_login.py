@@ -204,3 +204,15 @@ def test_a_reader_cannot_change_a_collection_or_who_reads_it(app, oidc):
     assert "Teams who may read" not in labels and "Re-sync a folder" not in labels
     assert not page.get("file_uploader") and not page.multiselect  # nothing to upload or delete with
     assert "You may read hr-handbook" in page.caption[0].value
+
+
+def test_the_status_page_shows_the_servers_processes_to_admins_only(app, oidc):
+    def headings(user: str) -> list[str]:
+        page = _as(_fresh(app), oidc, user)
+        page.run()
+        page.switch_page("status_page.py").run()
+        assert not page.exception, page.exception
+        return [h.value for h in page.subheader]
+
+    assert headings("root")[0] == "Services"
+    assert "Services" not in headings("alice") and "Collections" in headings("alice")

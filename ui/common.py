@@ -10,6 +10,7 @@ from typing import NoReturn
 import streamlit as st
 
 from docstack import LOCAL, AuthError, DocStack, DocstackError, Principal
+from docstack.ui.analysis_view import escape_markdown
 from docstack.ui.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,13 @@ def sign_in() -> Principal | None:
         st.stop()
     if not st.user.get("is_logged_in"):
         _sign_in_page("Sign in to read your team's documents.")
+    token = st.user.tokens.to_dict().get("id")
+    if not token:  # Streamlit passes it on only when told to (expose_tokens), as `docstack up` does
+        st.error("The sign-in passed no ID token: start the app with `docstack up` (its sign-in settings "
+                 "expose the token).")
+        st.stop()
     try:
-        principal = ds.verifier.verify(st.user.tokens.to_dict().get("id"))
+        principal = ds.verifier.verify(token)
     except AuthError as exc:
         _sign_in_page(f"Your sign-in is no longer valid: {str(exc).removeprefix('token refused: ')}.")
     st.session_state[PRINCIPAL] = principal
@@ -71,15 +77,20 @@ def _sign_in_page(message: str) -> NoReturn:
 def signed_in_as(principal: Principal) -> None:
     """Who is signed in, their teams, and a way out, in the sidebar."""
     with st.sidebar:
-        st.markdown(f"Signed in as **{principal.name}**")
-        st.caption(f"Teams: {', '.join(sorted(principal.teams)) or 'none'}"
-                   + (f" · roles: {', '.join(sorted(principal.roles))}" if principal.roles else ""))
+        st.markdown(f"Signed in as **{escape_markdown(principal.name)}**")  # the provider's words, shown as written
+        teams, roles = (escape_markdown(", ".join(sorted(names))) for names in (principal.teams, principal.roles))
+        st.caption(f"Teams: {teams or 'none'}" + (f" · roles: {roles}" if roles else ""))
         st.button("Sign out", on_click=st.logout, width="stretch")
 
 
 def current_user() -> Principal:
     """Who the pages act for: the signed-in user, or the laptop's local admin with identity off."""
-    return st.session_state.get(PRINCIPAL) or LOCAL
+    user = st.session_state.get(PRINCIPAL)
+    if user is not None:
+        return user
+    if docstack().settings.identity:
+        raise AuthError("nobody is signed in: sign in again")
+    return LOCAL
 
 
 def user_docstack() -> DocStack:
@@ -88,9 +99,7 @@ def user_docstack() -> DocStack:
     ds = docstack()
     if not ds.settings.identity:
         return ds
-    user = st.session_state.get(PRINCIPAL)
-    if user is None:
-        raise AuthError("nobody is signed in: sign in again")
+    user = current_user()
     base, token, view = st.session_state.get(USER_VIEW, (None, None, None))
     if base is not ds or token != user.token:  # made once per sign-in, not on every run
         view = ds.as_user(user)

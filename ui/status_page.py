@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from docstack import MODES, DocstackError, Status
-from docstack.ui.common import AUTO_MODEL, user_docstack
+from docstack.ui.common import AUTO_MODEL, current_user, user_docstack
 
 
 def available_models() -> tuple[list[dict], str | None]:
@@ -69,7 +69,8 @@ def safety(info: Status) -> None:
 def main() -> None:
     st.title("Status")
     info = user_docstack().status()
-    services(info)
+    if current_user().is_admin:  # process ids, log paths and the data folder are the operator's business
+        services(info)
     rows, problem = available_models()
     st.subheader("Models")
     if problem:
