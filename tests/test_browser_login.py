@@ -44,7 +44,9 @@ def page(ui):
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        tab = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        yield tab
+        shot(tab, "login-last")  # where the test ended, also when it failed
         browser.close()
 
 
@@ -67,7 +69,7 @@ def test_alice_signs_in_sees_only_her_teams_collection_and_signs_out(page, ui):
     sign_in(page, ui, "alice")
     sidebar = page.locator(SIDEBAR)
     assert "Alice HR" in sidebar.get_by_text("Signed in as").inner_text()
-    assert sidebar.get_by_text("Teams: hr").count() == 1
+    sidebar.get_by_text("Teams: hr").wait_for()  # drawn just after the name: waited for, not counted at once
     page.get_by_placeholder("Ask about hr-handbook").wait_for()
     sidebar.locator('[data-testid="stSelectbox"]').click()
     options = page.get_by_role("option")
