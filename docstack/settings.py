@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     # The web app signs people in as this client (client id: oidc_audience) with the
     # authorization-code flow; the secret reaches only the sign-in file `docstack up` writes.
     oidc_client_secret: SecretStr | None = None
+    # Signs the web app's sign-in cookies; replicas must share it. Default: made once and kept in
+    # $DOCSTACK_HOME/run/ui-cookie-secret (enough for replicas sharing DOCSTACK_HOME).
+    ui_cookie_secret: SecretStr | None = None
     # "groups" too for Dex (it sends the groups claim only when asked for it).
     oidc_scopes: str = "openid profile email"
     oidc_redirect_uri: str | None = Field(default=None, description="where the provider sends people back after "

@@ -38,7 +38,7 @@ def write_secrets(settings: Settings) -> Path:
                             "set DOCSTACK_OIDC_CLIENT_SECRET to that client's secret")
     auth = {
         "redirect_uri": redirect_uri(settings),
-        "cookie_secret": _cookie_secret(settings.run_dir),
+        "cookie_secret": _cookie_secret(settings),
         "client_id": settings.oidc_audience,
         "client_secret": settings.oidc_client_secret.get_secret_value(),
         "server_metadata_url": settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration",
@@ -52,10 +52,14 @@ def write_secrets(settings: Settings) -> Path:
     return path
 
 
-def _cookie_secret(run_dir: Path) -> str:
-    """Signs the sign-in cookies. Made once and kept, so that people stay signed in across restarts
-    and app replicas sharing one DOCSTACK_HOME accept each other's cookies."""
-    path = run_dir / "ui-cookie-secret"
+def _cookie_secret(settings: Settings) -> str:
+    """Signs the sign-in cookies (and Streamlit's sign-in state between /auth/login and the
+    callback). Made once and kept, so that people stay signed in across restarts and app replicas
+    sharing one DOCSTACK_HOME accept each other's cookies; DOCSTACK_UI_COOKIE_SECRET for replicas
+    that do not share it."""
+    if settings.ui_cookie_secret is not None:
+        return settings.ui_cookie_secret.get_secret_value()
+    path = settings.run_dir / "ui-cookie-secret"
     try:
         _write_private(path, secrets.token_urlsafe(32), exclusive=True)
     except FileExistsError:

@@ -43,6 +43,9 @@ def test_up_writes_streamlits_sign_in_settings_for_the_owner_only(tmp_path):
     assert auth["client_kwargs"] == {"scope": "openid profile email groups"}
     assert auth["cookie_secret"] == cookie  # kept: sign-ins survive a restart, replicas share it
     assert sorted(p.name for p in settings.run_dir.iterdir()) == ["ui-cookie-secret", "ui-secrets.toml"]
+    shared = _identity(tmp_path, ui_cookie_secret="one-secret-for-every-replica-of-the-app")
+    assert tomllib.loads(ui_auth.write_secrets(shared).read_text())["auth"]["cookie_secret"] == \
+        "one-secret-for-every-replica-of-the-app"
 
 
 def test_the_ui_reads_the_sign_in_file_only_with_identity_on(tmp_path):
