@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     ui_cookie_secret: SecretStr | None = None
     # "groups" too for Dex (it sends the groups claim only when asked for it).
     oidc_scopes: str = "openid profile email"
-    oidc_redirect_uri: str | None = Field(default=None, description="where the provider sends people back after "
-                                          "sign-in (default: the web app's URL + /oauth2callback; set it behind a proxy)")
+    oidc_redirect_uri: str | None = Field(default=None, description="where the provider sends people back "
+                                          "after sign-in (default: the web app's URL + /oauth2callback; set it "
+                                          "behind a proxy)")
     # The signed-in user's ID token, for the CLI and scripts.
     token: SecretStr | None = None
     audit: bool = Field(default=True, description="one JSON line per signed-in request in logs/audit.jsonl")

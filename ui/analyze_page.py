@@ -309,8 +309,9 @@ def extract_view(name: str, doc: DocumentInfo, model: str | None) -> None:
     st.caption(extraction_footer(result))
     if result["rows"]:
         st.dataframe(table(extraction_rows(result)), hide_index=True, width="stretch", key="an_extract_table")
-    st.download_button("Download CSV", user_docstack().extraction_csv(result), file_name=f"{Path(doc.name).stem}-extract.csv",
-                       mime="text/csv", on_click="ignore", disabled=not result["rows"])
+    st.download_button("Download CSV", user_docstack().extraction_csv(result),
+                       file_name=f"{Path(doc.name).stem}-extract.csv", mime="text/csv", on_click="ignore",
+                       disabled=not result["rows"])
 
 
 def compare_view(name: str, doc: DocumentInfo, docs: list[DocumentInfo]) -> None:
