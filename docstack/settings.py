@@ -123,6 +123,17 @@ class Settings(BaseSettings):
                                       "issuer's /.well-known/openid-configuration)")
     oidc_teams_claim: str = "groups"
     oidc_roles_claim: str = "roles"
+    # The web app signs people in as this client (client id: oidc_audience) with the
+    # authorization-code flow; the secret reaches only the sign-in file `docstack up` writes.
+    oidc_client_secret: SecretStr | None = None
+    # Signs the web app's sign-in cookies; replicas must share it. Default: made once and kept in
+    # $DOCSTACK_HOME/run/ui-cookie-secret (enough for replicas sharing DOCSTACK_HOME).
+    ui_cookie_secret: SecretStr | None = None
+    # "groups" too for Dex (it sends the groups claim only when asked for it).
+    oidc_scopes: str = "openid profile email"
+    oidc_redirect_uri: str | None = Field(default=None, description="where the provider sends people back "
+                                          "after sign-in (default: the web app's URL + /oauth2callback; set it "
+                                          "behind a proxy)")
     # The signed-in user's ID token, for the CLI and scripts.
     token: SecretStr | None = None
     audit: bool = Field(default=True, description="one JSON line per signed-in request in logs/audit.jsonl")

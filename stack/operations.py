@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from docstack.console import DocstackError
 from docstack.settings import Settings
-from docstack.stack import profiles
+from docstack.stack import profiles, ui_auth
 from docstack.stack.backends import OllamaBackend, PullProgress
 from docstack.stack.catalogue import ModelSpec
 from docstack.stack.served import ServedModels
@@ -48,6 +48,8 @@ class Operations:
         for service in profiles.services(self.settings, with_ui=with_ui or "ui" in wanted, resolve=resolve):
             if wanted and service.name not in wanted:
                 continue
+            if service.name == "ui" and self.settings.identity:
+                ui_auth.write_secrets(self.settings)
             self.services.start(service)
             started.append(self.services.state(service))
         (self.settings.run_dir / "profile").write_text(self.settings.profile)

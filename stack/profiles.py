@@ -23,6 +23,7 @@ import yaml
 
 from docstack.console import DocstackError
 from docstack.settings import Settings
+from docstack.stack import ui_auth
 from docstack.stack.backends import OllamaBackend, OpenAIBackend
 from docstack.stack.catalogue import Catalogue, ModelSpec
 from docstack.stack.models import QWEN_0_5B, SHIPPED, ensure_gguf
@@ -193,12 +194,14 @@ def _model_service(settings: Settings, resolve: bool) -> Service:
 
 
 def _ui_service(settings: Settings) -> Service:
+    # With identity on, the sign-in settings `docstack up` writes (stack/ui_auth.py), and only those.
+    sign_in = ["--secrets.files", str(ui_auth.secrets_file(settings))] if settings.identity else []
     return Service(
         name="ui", host=settings.host, port=settings.ui_port, health_path="/_stcore/health", url=settings.ui_url,
         command=[
             sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.headless", "true",
             "--server.address", settings.host, "--server.port", str(settings.ui_port),
-            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal",
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", *sign_in,
         ],
         env=settings.to_env(),  # the UI answers with the same settings as the process that started it
     )

@@ -31,7 +31,7 @@ from docstack.ui.analysis_view import (
     summary_footer,
     summary_target,
 )
-from docstack.ui.common import collection, docstack, options, tasks
+from docstack.ui.common import collection, options, tasks, user_docstack
 from docstack.ui.tasks import Task, job_of
 
 POLL_SECONDS = 1.0  # how often the progress bars ask `DocStack.jobs`, while something runs
@@ -75,7 +75,7 @@ def pick(path: str, what: tuple) -> None:
 
 # -- long work in the background --------------------------------------------------------------------
 def start_summary(name: str, doc: DocumentInfo, key: tuple, label: str, target: dict, model: str | None) -> None:
-    ds = docstack()
+    ds = user_docstack()
     tasks().start(Task(key, name, doc.source, "summarize", label),
                   lambda on_progress: ds.summarize(doc.path, name, model=model, on_progress=on_progress, **target))
 
@@ -88,7 +88,7 @@ def start_extraction(name: str, doc: DocumentInfo, model: str | None) -> None:
     st.session_state.pop("an_extract_error", None)
     key = ("extract", name, doc.path, tuple(f.casefold() for f in fields), model)
     st.session_state["an_extract_key"] = key
-    ds = docstack()
+    ds = user_docstack()
     tasks().start(Task(key, name, doc.source, "extract", f"Extraction of {', '.join(fields)} from {doc.name}"),
                   lambda on_progress: ds.extract(doc.path, fields, name, model=model, on_progress=on_progress))
 
@@ -137,16 +137,16 @@ def stop(name: str, job_id: str, task: Task | None) -> None:
     """Cancel: the job stops after the unit in flight, and keeps what finished."""
     try:
         if task is not None:
-            tasks().cancel(task, job_id, docstack().cancel_job)
+            tasks().cancel(task, job_id, user_docstack().cancel_job)
         else:
-            docstack().cancel_job(job_id, name)
+            user_docstack().cancel_job(job_id, name)
     except DocstackError as exc:
         st.session_state["an_cancel_error"] = one_line(exc)
 
 
 def _jobs(name: str) -> list:
     try:
-        return docstack().jobs(name)
+        return user_docstack().jobs(name)
     except DocstackError:
         return []
 
@@ -170,7 +170,7 @@ def task_state(task: Task | None, what: str) -> bool:
 # -- outline and summaries -----------------------------------------------------------------------
 def outline_view(name: str, doc: DocumentInfo, model: str | None) -> None:
     try:
-        outline = docstack().outline(doc.path, name)
+        outline = user_docstack().outline(doc.path, name)
     except DocstackError as exc:
         st.error(one_line(exc))
         return
@@ -248,7 +248,7 @@ def summary_view(result: dict) -> None:
 
 
 def pictures(doc: DocumentInfo, outline: dict, first: int, last: int, section: dict | None) -> None:
-    previews = docstack().previews
+    previews = user_docstack().previews
     shown = range(first, min(last, first + MAX_PICTURES - 1) + 1)
     if len(shown) < last - first + 1:
         st.caption(f"The first {len(shown)} of its {last - first + 1} pages.")
@@ -277,7 +277,7 @@ def mentions_view(name: str, doc: DocumentInfo) -> None:
     if submitted and term.strip():
         scope = None if everywhere else doc.path
         try:
-            result = docstack().mentions(term.strip(), scope, name)
+            result = user_docstack().mentions(term.strip(), scope, name)
         except DocstackError as exc:
             st.error(one_line(exc))
             return
@@ -309,8 +309,9 @@ def extract_view(name: str, doc: DocumentInfo, model: str | None) -> None:
     st.caption(extraction_footer(result))
     if result["rows"]:
         st.dataframe(table(extraction_rows(result)), hide_index=True, width="stretch", key="an_extract_table")
-    st.download_button("Download CSV", docstack().extraction_csv(result), file_name=f"{Path(doc.name).stem}-extract.csv",
-                       mime="text/csv", on_click="ignore", disabled=not result["rows"])
+    st.download_button("Download CSV", user_docstack().extraction_csv(result),
+                       file_name=f"{Path(doc.name).stem}-extract.csv", mime="text/csv", on_click="ignore",
+                       disabled=not result["rows"])
 
 
 def compare_view(name: str, doc: DocumentInfo, docs: list[DocumentInfo]) -> None:
@@ -329,7 +330,7 @@ def compare_view(name: str, doc: DocumentInfo, docs: list[DocumentInfo]) -> None
         submitted = st.form_submit_button("Compare")
     if submitted:
         try:
-            result = docstack().compare(a, b, name)
+            result = user_docstack().compare(a, b, name)
         except DocstackError as exc:
             st.error(one_line(exc))
             return
@@ -393,7 +394,7 @@ def main() -> None:
         st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder:")
         return
     try:
-        docs = docstack().documents(name)
+        docs = user_docstack().documents(name)
     except DocstackError as exc:
         st.error(one_line(exc))
         return
@@ -402,7 +403,7 @@ def main() -> None:
         st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder:")
         return
     doc = pick_document(name, docs)
-    model = options(docstack())[2]
+    model = options(user_docstack())[2]
     jobs_panel(name)
     outline_tab, mentions_tab, extract_tab, compare_tab = st.tabs(TABS, key="an_tab", on_change="rerun")
     if outline_tab.open:

@@ -9,7 +9,7 @@ from itertools import chain
 import streamlit as st
 
 from docstack import DocstackError, Evidence, refusal
-from docstack.ui.common import collection, docstack, options
+from docstack.ui.common import collection, options, user_docstack
 from docstack.ui.transcript import ChatTurn, blocked, history, timing, to_markdown
 
 _SOFT_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
@@ -95,7 +95,7 @@ def show_turn(turn: ChatTurn, number: int) -> None:
 
 
 def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
-    ds = docstack()
+    ds = user_docstack()
     k, mode, model = options(ds)
     turn = ChatTurn(question, question)
     with st.chat_message("assistant"):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from docstack import DocstackError, IngestReport, Progress
-from docstack.ui.common import collection, docstack, select_collection
+from docstack import DocstackError, Grant, IngestReport, Progress
+from docstack.ui.common import collection, current_user, select_collection, user_docstack
 
 
 class FileProgress:
@@ -56,9 +56,13 @@ def upload(name: str) -> None:
     new = [f for f in files or [] if f.file_id not in done]
     if new:
         progress = FileProgress([Path(f.name).name for f in new])
-        report, _ = docstack().ingest_uploads([(f.name, f.getvalue()) for f in new], name, progress.update)
-        progress.finish(report)
         done.update(f.file_id for f in new)
+        try:
+            report, _ = user_docstack().ingest_uploads([(f.name, f.getvalue()) for f in new], name, progress.update)
+        except DocstackError as exc:  # e.g. with identity on, only admins make new collections
+            st.error(str(exc))
+            return
+        progress.finish(report)
         st.session_state["last_report"] = report
         if collection() != name:  # the first upload created the collection: show it picked
             select_collection(name)
@@ -67,8 +71,8 @@ def upload(name: str) -> None:
         show_report(st.session_state["last_report"])
 
 
-def documents_table(name: str) -> None:
-    ds = docstack()
+def documents_table(name: str, writable: bool) -> None:
+    ds = user_docstack()
     docs = ds.documents(name)
     st.subheader(f"{len(docs)} documents in {name}")
     if not docs:
@@ -77,6 +81,8 @@ def documents_table(name: str) -> None:
         "file": d.name, "pages": d.pages, "chunks": d.chunks, "size (KB)": round(d.bytes / 1024, 1),
         "ingested": d.ingested_at.strftime("%Y-%m-%d %H:%M"), "path": d.path,
     } for d in docs]), hide_index=True, width="stretch")
+    if not writable:
+        return
     with st.form("delete-documents", clear_on_submit=True, border=False):
         paths = st.multiselect("Delete documents", [d.path for d in docs], format_func=lambda p: Path(p).name)
         if st.form_submit_button("Delete selected") and paths:
@@ -95,7 +101,7 @@ def resync(name: str) -> None:
                 st.error(f"{path} is not a folder")
                 return
             bar = st.progress(0.0, text=f"syncing {path}")
-            report = docstack().ingest([path], name, lambda p: bar.progress(
+            report = user_docstack().ingest([path], name, lambda p: bar.progress(
                 p.share, text=f"{p.files_done} of {p.files_total} files"), sync=True)
             bar.progress(1.0, text="done")
             show_report(report)
@@ -104,7 +110,7 @@ def resync(name: str) -> None:
 
 
 def manage_collections(name: str | None) -> None:
-    ds = docstack()
+    ds = user_docstack()
     with st.form("new-collection", clear_on_submit=True, border=False):
         new = st.text_input("New collection", placeholder="letters, digits, '.', '_' or '-'")
         if st.form_submit_button("Create") and new.strip():
@@ -118,9 +124,34 @@ def manage_collections(name: str | None) -> None:
     if name is not None:
         sure = st.checkbox(f"Yes, delete collection {name} and its index (the files stay)")
         if st.button(f"Delete collection {name}", disabled=not sure, type="primary"):
-            ds.delete_collection(name)
+            try:
+                ds.delete_collection(name)
+            except DocstackError as exc:
+                st.error(str(exc))
+                return
             st.session_state["flash"] = f"Deleted collection {name}."
             st.rerun()
+
+
+def access_editor(name: str, grant: Grant) -> None:
+    """Who may read and change the collection: teams and roles from the identity provider's claims."""
+    st.caption(f"Owner: {grant.owner or 'none'}. Admins may always read and change it.")
+    with st.form("access", border=False):
+        fields = {key: st.text_input(label, ", ".join(sorted(getattr(grant, key))), placeholder="comma-separated")
+                  for key, label in (("read_teams", "Teams who may read"), ("write_teams", "Teams who may change"),
+                                     ("read_roles", "Roles who may read"), ("write_roles", "Roles who may change"))}
+        if st.form_submit_button("Save access"):
+            try:
+                user_docstack().grant(name, **{key: _names(text) for key, text in fields.items()})
+            except DocstackError as exc:
+                st.error(str(exc))
+                return
+            st.session_state["flash"] = f"Saved who may read and change {name}."
+            st.rerun()
+
+
+def _names(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
 
 
 def main() -> None:
@@ -129,16 +160,26 @@ def main() -> None:
         st.success(flash)
     name = collection()
     if name is None:
-        name = docstack().settings.collection
+        name = user_docstack().settings.collection
         st.info(f"No collections yet: files you add go into a new collection '{name}'.")
         upload(name)
         with st.expander("Collections"):
             manage_collections(None)
         return
-    upload(name)
-    documents_table(name)
-    with st.expander("Re-sync a folder"):
-        resync(name)
+    ds, user = user_docstack(), current_user()
+    grant = ds.access(name)
+    writable = grant.can_write(user)
+    if writable:
+        upload(name)
+    else:
+        st.caption(f"You may read {name}; its owner or an admin may add or remove documents.")
+    documents_table(name, writable)
+    if writable:
+        with st.expander("Re-sync a folder"):
+            resync(name)
+    if ds.settings.identity and (user.is_admin or grant.owner == user.user):
+        with st.expander("Who may read and change it"):
+            access_editor(name, grant)
     with st.expander("Collections"):
         manage_collections(name)
 

@@ -7,13 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from docstack import MODES, DocStack, DocstackError, Status
-from docstack.ui.common import AUTO_MODEL, docstack
+from docstack.ui.common import AUTO_MODEL, current_user, user_docstack
 
 
 def available_models() -> tuple[list[dict], str | None]:
     """The profile's catalogue models, one row each with whether it can answer now or why not."""
     try:
-        statuses = docstack().models()
+        statuses = user_docstack().models()
     except DocstackError as exc:
         return [], str(exc)
     return [{"model": s.spec.id, "role": s.spec.role, "size": f"{s.spec.parameters_b:g}B",
@@ -33,7 +33,7 @@ def services(info: Status) -> None:
 
 def indexes(info: Status) -> None:
     st.subheader("Collections")
-    ds = docstack()
+    ds = user_docstack()
     rows = [{"collection": name, **stats.to_json(), "on disk (MB)": round(ds.index_bytes(name) / 2**20, 2)}
             for name, stats in info.collections.items()]
     if rows:
@@ -44,7 +44,7 @@ def indexes(info: Status) -> None:
 
 def chat_options(models: list[str]) -> None:
     st.subheader("Chat options")
-    ds = docstack()
+    ds = user_docstack()
     st.session_state.setdefault("opt_k", ds.settings.ask_k)
     st.session_state.setdefault("opt_mode", ds.settings.search_mode)
     st.session_state.setdefault("opt_model", AUTO_MODEL)
@@ -105,8 +105,9 @@ def audit_row(line: dict) -> dict:
 
 def main() -> None:
     st.title("Status")
-    info = docstack().status()
-    services(info)
+    info = user_docstack().status()
+    if current_user().is_admin:  # process ids, log paths and the data folder are the operator's business
+        services(info)
     rows, problem = available_models()
     st.subheader("Models")
     if problem:
@@ -118,7 +119,7 @@ def main() -> None:
     indexes(info)
     chat_options([row["model"] for row in rows if row["usable"] and row["role"] == "answer"])
     safety(info)
-    audit(docstack())
+    audit(user_docstack())
 
 
 main()
