@@ -11,6 +11,9 @@ model either fails at start-up (Ollama) or answers 500s later.
 - ``vllm``: an OpenAI-compatible vLLM server at ``VLLM_URL`` (11B/90B vision, large text models).
 - ``cloud``: a hosted OpenAI-compatible provider (Together by default), key from an environment
   variable that only the stack process sees; never written to a file.
+
+With identity on (DOCSTACK_OIDC_ISSUER set), the embedded profile runs ``distributions/onprem``:
+the same model server behind the stack's sign-in, with docstack's collections as vector stores.
 """
 
 from __future__ import annotations
@@ -41,6 +44,26 @@ def run_config(profile: str) -> Path:
     if not path.is_file():
         raise DocstackError(f"unknown profile '{profile}' (known: {', '.join(PROFILES)})")
     return path
+
+
+def distribution(settings: Settings) -> Path:
+    """The run config the settings start: the profile's, or on-prem for the embedded profile with
+    identity on."""
+    if settings.profile == "embedded" and settings.identity:
+        return run_config("onprem")
+    return run_config(settings.profile)
+
+
+def _with_sign_in(config: dict, settings: Settings) -> dict:
+    """The on-prem config's sign-in: which ID token claims name a user's teams and roles."""
+    auth = config.get("server", {}).get("auth")
+    if auth is None:
+        return config
+    if not settings.oidc_jwks_url:
+        raise DocstackError("the on-prem stack checks ID tokens against the provider's keys: set "
+                            "DOCSTACK_OIDC_JWKS_URL (the jwks_uri of its /.well-known/openid-configuration)")
+    auth["provider_config"]["claims_mapping"] = {settings.oidc_teams_claim: "teams", settings.oidc_roles_claim: "roles"}
+    return config
 
 
 def model_file(settings: Settings) -> Path:
@@ -110,9 +133,12 @@ def served(settings: Settings) -> list[ModelSpec]:
 
 def render_run_config(settings: Settings, specs: list[ModelSpec]) -> Path:
     """The profile's run config with `specs` registered, written under the run folder."""
-    config = yaml.safe_load(run_config(settings.profile).read_text())
+    config = _with_sign_in(yaml.safe_load(distribution(settings).read_text()), settings)
     resources = config.setdefault("registered_resources", {})
-    resources["models"] = [registration(m) for m in specs]
+    # The catalogue's models, and the embedding models the config names itself (on-prem: the one
+    # docstack's vector stores name).
+    resources["models"] = [registration(m) for m in specs] + [
+        m for m in resources.get("models") or [] if m.get("model_type") == "embedding"]
     resources["shields"] = [s for s in resources.get("shields") or [] if s["shield_id"] != LLAMA_GUARD_SHIELD] + [
         {"shield_id": LLAMA_GUARD_SHIELD, "provider_id": "llama-guard", "provider_shield_id": m.stack_id}
         for m in specs if m.role == "shield"][:1]
@@ -153,8 +179,11 @@ def services(settings: Settings, with_ui: bool = True, resolve: bool = True) -> 
 def stack_env(settings: Settings) -> dict[str, str]:
     """What the stack process's run config reads. The cloud key passes only through here."""
     env = {
-        # One registry per profile: models registered under another profile's providers would not load.
-        "DOCSTACK_STACK_STORE": str(settings.home / "stack" / settings.profile),
+        # docstack's providers in the stack (shields, collections) read the same settings, the
+        # sign-in's (DOCSTACK_OIDC_*) among them.
+        **settings.to_env(),
+        # One registry per distribution: models registered under another one's providers would not load.
+        "DOCSTACK_STACK_STORE": str(settings.home / "stack" / distribution(settings).parent.name),
         "DOCSTACK_HOME": str(settings.home),  # the docstack safety provider's audit log and caches
         "DOCSTACK_HOST": settings.host,
         "DOCSTACK_STACK_PORT": str(settings.stack_port),
