@@ -22,6 +22,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import httpx
 import yaml
 
 from docstack.console import DocstackError
@@ -55,15 +56,25 @@ def distribution(settings: Settings) -> Path:
 
 
 def _with_sign_in(config: dict, settings: Settings) -> dict:
-    """The on-prem config's sign-in: which ID token claims name a user's teams and roles."""
+    """The on-prem config's sign-in: the provider's keys, and which ID token claims name a user's
+    teams and roles."""
     auth = config.get("server", {}).get("auth")
     if auth is None:
         return config
-    if not settings.oidc_jwks_url:
-        raise DocstackError("the on-prem stack checks ID tokens against the provider's keys: set "
-                            "DOCSTACK_OIDC_JWKS_URL (the jwks_uri of its /.well-known/openid-configuration)")
-    auth["provider_config"]["claims_mapping"] = {settings.oidc_teams_claim: "teams", settings.oidc_roles_claim: "roles"}
+    provider = auth["provider_config"]
+    provider["jwks"]["uri"] = settings.oidc_jwks_url or _discovered_jwks(settings.oidc_issuer)
+    provider["claims_mapping"] = {settings.oidc_teams_claim: "teams", settings.oidc_roles_claim: "roles"}
     return config
+
+
+def _discovered_jwks(issuer: str) -> str:
+    """Where the OIDC provider publishes its keys, from its discovery document."""
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        return httpx.get(url, timeout=10).raise_for_status().json()["jwks_uri"]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise DocstackError(f"cannot read the identity provider's configuration at {url} ({exc}); check "
+                            "DOCSTACK_OIDC_ISSUER or set DOCSTACK_OIDC_JWKS_URL") from exc
 
 
 def model_file(settings: Settings) -> Path:

@@ -26,7 +26,7 @@ ALLOWED = {
     "api": {"access", "analysis", "rag", "ingest", "index", "stack", "safety", "core"},
     # docstack's collections served by Llama Stack (vector_io provider): what docstack exports, as
     # the stack's signed-in user
-    "vector_io": {"root", "access", "core"},
+    "vector_io": {"root", "core"},
     # identities and the rule on collections: nothing below it knows who asks
     "access": {"core"},
     # long-document analysis: the index, the model through the stack, citing (rag), and the

@@ -16,8 +16,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from docstack.access.grants import STATE_KEY, STATE_KIND, Grant
-from docstack.access.identity import LOCAL, Principal
 from docstack.vector_io.config import DocstackVectorIOConfig
 from llama_stack.core.datatypes import AuthenticationRequiredError
 from llama_stack.core.request_headers import get_authenticated_user
@@ -52,7 +50,7 @@ from llama_stack_api import (
     VectorStoresProtocolPrivate,
 )
 
-from docstack import DocStack, DocstackError, DocumentInfo, Filters, Hit, Settings
+from docstack import LOCAL, DocStack, DocstackError, DocumentInfo, Filters, Hit, Principal, Settings
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +132,8 @@ class DocstackVectorIOImpl(VectorIO, VectorStoresProtocolPrivate):
         self._following: asyncio.Task | None = None
 
     async def initialize(self) -> None:
-        self.docstack = DocStack(Settings(home=Path(self.config.home).expanduser()))
+        # docstack as the operator (LOCAL): it lists collections to sync them; each request runs as its user.
+        self.docstack = DocStack(Settings(home=Path(self.config.home).expanduser()), principal=LOCAL)
 
     async def shutdown(self) -> None:
         if self._following is not None:
@@ -218,46 +217,43 @@ class DocstackVectorIOImpl(VectorIO, VectorStoresProtocolPrivate):
     def _principal(self) -> Principal:
         return principal_of(get_authenticated_user(), self.config.require_user)
 
-    def _readable(self, principal: Principal, vector_store_id: str) -> str:
+    async def _run(self, function, *args):
+        """docstack's work off the server's event loop, as the request's user: `function` gets
+        docstack as that user (the library applies each collection's grant) and `args`."""
+        view = self.docstack.as_user(self._principal())
+        try:
+            return await asyncio.to_thread(function, view, *args)
+        except DocstackError as exc:  # one line naming the fix, as a bad request
+            raise ValueError(str(exc)) from exc
+
+    @staticmethod
+    def _readable(ds: DocStack, vector_store_id: str) -> str:
         """The collection behind the store, if this user may read it; else not found."""
         try:
-            index = self.docstack.library.index(vector_store_id)
+            ds.library.index(vector_store_id)
         except DocstackError:
             raise not_found(vector_store_id) from None
-        if not Grant.from_json(index.get_state(STATE_KIND, STATE_KEY)).can_read(principal):
-            raise not_found(vector_store_id)
         return vector_store_id
 
-    async def _run(self, function, *args):
-        """docstack's work off the server's event loop, as the request's user."""
-        principal = self._principal()
-        return await asyncio.to_thread(function, principal, *args)
-
-    def _store(self, principal: Principal, vector_store_id: str) -> VectorStoreObject:
-        name = self._readable(principal, vector_store_id)
-        documents = self.docstack.documents(name)
+    def _store(self, ds: DocStack, vector_store_id: str) -> VectorStoreObject:
+        name = self._readable(ds, vector_store_id)
+        documents = ds.documents(name)
         created = min((d.ingested_at for d in documents), default=datetime.fromtimestamp(0))
         return VectorStoreObject(
-            id=name, name=name, created_at=int(created.timestamp()), usage_bytes=self.docstack.index_bytes(name),
+            id=name, name=name, created_at=int(created.timestamp()), usage_bytes=ds.index_bytes(name),
             file_counts=VectorStoreFileCounts(completed=len(documents), cancelled=0, failed=0, in_progress=0,
                                               total=len(documents)),
             status="completed", metadata={"provider": "docstack", "collection": name})
 
-    def _stores(self, principal: Principal) -> list[VectorStoreObject]:
-        stores = []
-        for name in self.docstack.library.backend.names():
-            try:
-                stores.append(self._store(principal, name))
-            except ValueError:
-                continue
-        return stores
+    def _stores(self, ds: DocStack) -> list[VectorStoreObject]:
+        return [self._store(ds, name) for name in ds.collections()]
 
-    def _search(self, principal: Principal, vector_store_id: str,
+    def _search(self, ds: DocStack, vector_store_id: str,
                 request: OpenAISearchVectorStoreRequest) -> VectorStoreSearchResponsePage:
-        name = self._readable(principal, vector_store_id)
+        name = self._readable(ds, vector_store_id)
         query = " ".join(request.query) if isinstance(request.query, list) else request.query
         k = min(request.max_num_results or 10, MAX_RESULTS)
-        hits = self.docstack.search(query, name, k, search_mode(request), search_filters(request.filters))
+        hits = ds.search(query, name, k, search_mode(request), search_filters(request.filters))
         threshold = request.ranking_options.score_threshold if request.ranking_options else None
         hits = [h for h in hits if not threshold or h.score >= threshold]
         return VectorStoreSearchResponsePage(search_query=[query], data=[
@@ -275,20 +271,20 @@ class DocstackVectorIOImpl(VectorIO, VectorStoresProtocolPrivate):
             chunking_strategy=VectorStoreChunkingStrategyStatic(static=VectorStoreChunkingStrategyStaticConfig(
                 max_chunk_size_tokens=settings.chunk_tokens, chunk_overlap_tokens=settings.chunk_overlap)))
 
-    def _files(self, principal: Principal, vector_store_id: str) -> list[VectorStoreFileObject]:
-        name = self._readable(principal, vector_store_id)
-        return [self._file(name, d) for d in self.docstack.documents(name)]
+    def _files(self, ds: DocStack, vector_store_id: str) -> list[VectorStoreFileObject]:
+        name = self._readable(ds, vector_store_id)
+        return [self._file(name, d) for d in ds.documents(name)]
 
-    def _document(self, principal: Principal, vector_store_id: str, wanted: str) -> DocumentInfo:
-        name = self._readable(principal, vector_store_id)
-        for document in self.docstack.documents(name):
+    def _document(self, ds: DocStack, vector_store_id: str, wanted: str) -> DocumentInfo:
+        name = self._readable(ds, vector_store_id)
+        for document in ds.documents(name):
             if file_id(name, document.source) == wanted:
                 return document
         raise ValueError(f"File '{wanted}' not found in vector store '{vector_store_id}'")
 
-    def _contents(self, principal: Principal, vector_store_id: str, wanted: str) -> VectorStoreFileContentResponse:
-        document = self._document(principal, vector_store_id, wanted)
-        chunks = self.docstack.library.index(vector_store_id).chunks(document.path)
+    def _contents(self, ds: DocStack, vector_store_id: str, wanted: str) -> VectorStoreFileContentResponse:
+        document = self._document(ds, vector_store_id, wanted)
+        chunks = ds.library.index(vector_store_id).chunks(document.path)
         return VectorStoreFileContentResponse(data=[
             VectorStoreContent(type="text", text=c.text, metadata={"page": c.page, "section": c.section})
             for c in chunks])
