@@ -86,9 +86,9 @@ def file_id(collection: str, source: str) -> str:
     return "file-" + hashlib.sha256(f"{collection}\0{source}".encode()).hexdigest()[:24]
 
 
-def attributes(collection: str, hit: Hit) -> dict[str, str | float | bool]:
+def attributes(collection: str, hit: Hit, quoted: bool = False) -> dict[str, str | float | bool]:
     found = {"file": Path(hit.source).name, "page": hit.page, "page_label": hit.page_label, "section": hit.section,
-             "chunk_id": str(hit.chunk_id), "collection": collection}
+             "chunk_id": str(hit.chunk_id), "collection": collection, "quoted": quoted or None}
     return {key: value for key, value in found.items() if value is not None}
 
 
@@ -253,12 +253,16 @@ class DocstackVectorIOImpl(VectorIO, VectorStoresProtocolPrivate):
         name = self._readable(ds, vector_store_id)
         query = " ".join(request.query) if isinstance(request.query, list) else request.query
         k = min(request.max_num_results or 10, MAX_RESULTS)
-        hits = ds.search(query, name, k, search_mode(request), search_filters(request.filters))
+        retrieved = ds.library.retrieve(query, name, k, search_mode(request), search_filters(request.filters))
+        # The context shield's stored verdicts, as for docstack's own answers: these passages go
+        # into some model's prompt (file_search puts them in the stack's), so planted instructions
+        # are stripped or the passage dropped, and a passage to be read only as a quote says so.
+        screened = ds.guard(name).screen(retrieved.hits, retrieved.verdicts())
         threshold = request.ranking_options.score_threshold if request.ranking_options else None
-        hits = [h for h in hits if not threshold or h.score >= threshold]
+        hits = [h for h in screened.hits if not threshold or h.score >= threshold]
         return VectorStoreSearchResponsePage(search_query=[query], data=[
             VectorStoreSearchResponse(file_id=file_id(name, h.source), filename=Path(h.source).name, score=h.score,
-                                      attributes=attributes(name, h),
+                                      attributes=attributes(name, h, quoted=h.chunk_id in screened.quoted),
                                       content=[VectorStoreContent(type="text", text=h.text)])
             for h in hits])
 
