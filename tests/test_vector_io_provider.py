@@ -13,7 +13,7 @@ import openai
 import pytest
 from llama_stack_client import LlamaStackClient
 
-from docstack import LOCAL, DocStack, Settings
+from docstack import LOCAL, DocStack, DocstackError, Settings
 from tests.conftest import SHARED_MODELS, free_port
 from tests.pdfs import write_pdf
 
@@ -184,3 +184,17 @@ def test_responses_file_search_on_another_teams_store_finds_nothing(onprem, toke
     call = next(o for o in response.output if o.type == "file_search_call")
     assert not call.results
     assert "pgctl" not in response.output_text and "db-2" not in response.output_text
+
+
+def test_docstack_itself_answers_through_the_on_prem_stack_as_the_user(onprem, tokens):
+    """The web app and the CLI ask through the same stack with the user's token: the route and
+    access policies let a member reach the model, and the llama.cpp adapter leaves plain chat as
+    it is."""
+    alice = onprem.as_user(tokens["alice"])
+    answer = alice.ask("How many days of paid annual leave does an employee get?", collection="hr-policies")
+    # The model wrote it, through the stack, as alice (a refused token or route raises AuthError).
+    # What it writes is its own: given these three excerpts the 0.5B abstains, here and when asked
+    # directly at the llama.cpp server with the same messages.
+    assert answer.model == MODEL and not answer.notices
+    with pytest.raises(DocstackError, match="does not exist"):
+        alice.ask("How do I fail over the database?", collection="eng-runbooks")
