@@ -74,13 +74,11 @@ class TokenVerifier:
         return jwt.PyJWKClient(self.jwks_url or self._discover_jwks(), cache_keys=True, lifespan=3600)
 
     def _discover_jwks(self) -> str:
-        url = f"{self.issuer}/.well-known/openid-configuration"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return json.load(response)["jwks_uri"]
-        except (OSError, ValueError, KeyError) as exc:
-            raise AuthError(f"cannot read the identity provider's configuration at {url} ({exc}); "
-                            "check DOCSTACK_OIDC_ISSUER or set DOCSTACK_OIDC_JWKS_URL") from exc
+        metadata = provider_metadata(self.issuer)
+        if "jwks_uri" not in metadata:
+            raise AuthError(f"the identity provider {self.issuer} publishes no keys (jwks_uri); "
+                            "set DOCSTACK_OIDC_JWKS_URL")
+        return metadata["jwks_uri"]
 
     def verify(self, token: str | None) -> Principal:
         if not token or not token.strip():
@@ -108,6 +106,17 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(f"token refused: {exc}") from exc
         return Principal.from_claims(claims, self.teams_claim, self.roles_claim, token)
+
+
+def provider_metadata(issuer: str) -> dict:
+    """The provider's OpenID configuration: its endpoints and where its keys are."""
+    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.load(response)
+    except (OSError, ValueError) as exc:
+        raise AuthError(f"cannot read the identity provider's configuration at {url} ({exc}); "
+                        "check DOCSTACK_OIDC_ISSUER") from exc
 
 
 def seconds_left(principal: Principal) -> float | None:

@@ -22,6 +22,7 @@ import docstack.telemetry as telemetry
 from docstack.access.audit import RequestAudit, may_read_audit
 from docstack.access.grants import Grant
 from docstack.access.identity import LOCAL, Principal, TokenVerifier
+from docstack.access.login import login, save_token, saved_token, token_file
 from docstack.analysis.compare import compare as analysis_compare
 from docstack.analysis.extract import extract as analysis_extract
 from docstack.analysis.extract import parse_fields
@@ -107,7 +108,8 @@ class DocStack:
         if principal is None and not settings.identity:
             principal = LOCAL
         if principal is None:  # the token is checked now, so a bad one fails before any work
-            principal = self.verifier.verify(settings.token.get_secret_value() if settings.token else None)
+            principal = self.verifier.verify(settings.token.get_secret_value() if settings.token
+                                             else saved_token(settings.home))
         self.principal = principal
         self.client = client or StackClient(settings.stack_url, timeout=settings.request_timeout)
         if principal.token:
@@ -127,6 +129,22 @@ class DocStack:
         if not s.oidc_issuer:
             raise DocstackError("identity is off: set DOCSTACK_OIDC_ISSUER to your OIDC provider to sign users in")
         return TokenVerifier(s.oidc_issuer, s.oidc_audience, s.oidc_jwks_url, s.oidc_teams_claim, s.oidc_roles_claim)
+
+    def login(self, open_url: Callable[[str], None], timeout: float = 300.0) -> Principal:
+        """Sign in through the OIDC provider's page (`open_url` shows it to the user) and keep the
+        ID token for the next commands; returns who signed in."""
+        s = self.settings
+        who = login(self.verifier, s.oidc_audience, s.oidc_client_secret.get_secret_value()
+                    if s.oidc_client_secret else None, s.oidc_scopes, open_url, timeout)
+        save_token(s.home, who.token)
+        return who
+
+    def logout(self) -> bool:
+        """Forget the kept ID token; False if there was none."""
+        path = token_file(self.settings.home)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
 
     def as_user(self, principal: Principal | str) -> DocStack:
         """This docstack as another user (a Principal, or their ID token, checked here), sharing the

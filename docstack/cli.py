@@ -184,6 +184,32 @@ def access(
 
 
 @app.command()
+def login(
+    no_browser: Annotated[bool, typer.Option("--no-browser", help="print the sign-in address instead of opening it")]
+    = False,
+) -> None:
+    """Sign in with your organisation's identity provider; the next commands run as you."""
+    import webbrowser
+
+    def show(url: str) -> None:
+        err_console.print(f"sign in at: {url}", soft_wrap=True, highlight=False)
+        if not no_browser:
+            webbrowser.open(url)
+
+    ds = _operator()  # no user yet: signing in is how one gets there
+    with err_console.status("waiting for the sign-in in your browser…"):
+        who = ds.login(show)
+    console.print(f"signed in as {escape(who.name)} ({escape(who.user)}) · teams: "
+                  f"{', '.join(sorted(who.teams)) or '-'}")
+
+
+@app.command()
+def logout() -> None:
+    """Forget the sign-in kept by `docstack login`."""
+    console.print("signed out" if _operator().logout() else "nobody was signed in")
+
+
+@app.command()
 def whoami(as_json: AsJson = False) -> None:
     """The signed-in user (from DOCSTACK_TOKEN), their teams and roles."""
     who = _docstack().principal

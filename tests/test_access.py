@@ -299,3 +299,43 @@ def test_a_prompt_injection_cannot_reach_another_teams_collection(running_stack,
         assert "30 days" not in answer.answer and "rotates every" not in answer.answer  # the secret itself
         assert {c.chunk_id for c in answer.citations} <= hr_chunks
         assert all(ENG_SECRET not in hit.text for hit in answer.context)
+
+
+def test_login_signs_in_through_the_providers_page_and_keeps_the_token(oidc, tmp_path):
+    """`docstack login`: the provider's page (played here by an HTTP client, as a browser would
+    submit it), the redirect to docstack's one-shot listener, the token kept for later commands."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import SHARED_MODELS
+
+    home = tmp_path / "home"
+    env = {**os.environ, "DOCSTACK_HOME": str(home), "DOCSTACK_MODELS_DIR": str(SHARED_MODELS),
+           "DOCSTACK_OIDC_ISSUER": oidc.issuer}
+    env.pop("DOCSTACK_TOKEN", None)
+    process = subprocess.Popen([sys.executable, "-m", "docstack.cli", "login", "--no-browser"], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = ""
+        while "sign in at: " not in line:
+            line = process.stderr.readline()
+            assert line, "docstack login printed no sign-in address"
+        url = line.split("sign in at: ", 1)[1].strip()
+        assert "code_challenge_method=S256" in url and "redirect_uri=http%3A%2F%2F127.0.0.1" in url
+        redirect = httpx.post(url, data={"sub": "alice"})  # alice signs in on the provider's page
+        assert httpx.get(redirect.headers["location"]).status_code == 200  # the browser lands on the listener
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "signed in as Alice HR (alice) · teams: hr" in out
+    kept = home / "token"
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
+    who = run_cli(["whoami", "--json"], home, DOCSTACK_OIDC_ISSUER=oidc.issuer)
+    assert who.returncode == 0 and json.loads(who.stdout)["user"] == "alice"
+    assert run_cli(["logout"], home, DOCSTACK_OIDC_ISSUER=oidc.issuer).returncode == 0 and not kept.exists()
+    gone = run_cli(["whoami"], home, DOCSTACK_OIDC_ISSUER=oidc.issuer)
+    assert gone.returncode == 2 and "no token" in gone.stderr
