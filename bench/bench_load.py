@@ -107,7 +107,7 @@ def ask(user: DocStack, number: int, question: str, expected: str, t0: float) ->
             "wait": round(answer.wait_seconds, 2), "service": round(done - turn, 2),
             "first_at": None if first is None else first - t0, "answer": answer.answer, "abstained": answer.abstained,
             "lost": not answer.answer.strip(), "citations": len(answer.citations), "notices": answer.notices,
-            "correct": bool(re.search(expected, answer.answer, re.I))}
+            "correct": bool(re.search(expected, answer.answer, re.IGNORECASE))}
 
 
 def queries(count: int, round_: int) -> list[str]:
@@ -190,8 +190,8 @@ def table(result: dict) -> str:
         f"{'model busy share of the wall time':<44} {s['model_busy_share']} ({s['service_sum']} of {s['wall']} s)",
         f"{'FIFO: pairs answered out of asking order':<44} {s['fifo_inversions']} of {s['pairs']}",
         f"{'searches at once: errors, p50 / p95 ms':<44} {len(alone['errors'])}, {alone['p50_ms']} / {alone['p95_ms']}",
-        f"{'same, beside the queued askers':<44} {len(beside.get('errors', []))}, {beside.get('p50_ms')} / "
-        f"{beside.get('p95_ms')} ({beside.get('queued_while_searching')} asks queued)",
+        (f"{'same, beside the queued askers':<44} {len(beside.get('errors', []))}, {beside.get('p50_ms')} / "
+         f"{beside.get('p95_ms')} ({beside.get('queued_while_searching')} asks queued)"),
         f"{'load average 1/5/15 at the end':<44} {' '.join(str(x) for x in result['load_after'])}",
     ]
     return "\n".join(lines)
