@@ -90,9 +90,9 @@ class Router:
 
 class Fallback:
     """Streams the answer of the route's first model that starts answering. A model that fails,
-    times out or ends without a word before its first word hands over to the next, and a notice on
-    the route says so; so does an answer cut at its length limit. Whatever the model client, a
-    reply without a word is a failure, never passed on as an empty answer (or an abstention)."""
+    times out or ends before its first word hands over to the next, and a notice on the route says
+    so; so does an answer cut at its length limit. Whatever the model client, a reply without a
+    word is a failure, never passed on as an empty answer (or an abstention)."""
 
     def __init__(self, route: Route, generate: Callable[[Choice], Iterable[str]]):
         self.route = route
