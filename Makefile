@@ -85,8 +85,8 @@ bench: install
 	$(MAKE) bench-longdoc
 
 # Load on the embedded profile (issue 16): 20 users asking at once and 50 searches at once, against
-# the real model behind the real stack. About 5 minutes on 2 quiet cores, most of it the model
-# answering one question at a time; sizes: bench/bench_load.py --users N --searches N.
+# the real model behind the real stack. 2 minutes on 2 cores at load average 3, 7.5 at 12, most of
+# it the model answering one question at a time; sizes: bench/bench_load.py --users N --searches N.
 bench-load: install
 	$(BIN)/python bench/bench_load.py
 

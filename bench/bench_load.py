@@ -14,7 +14,8 @@ searches at once, alone and again while the askers wait.
     .venv/bin/python bench/bench_load.py [--users 20] [--searches 50] [--stagger 0.2]
 
 Prints a table and writes the whole run as JSON under bench/results/ (git-ignored). The default
-run takes about 4-6 minutes on 2 quiet cores, almost all of it the model answering one by one."""
+run took 2 minutes on 2 cores at load average 3 (7.5 at 12), almost all of it the model answering
+one question at a time."""
 
 from __future__ import annotations
 
