@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS ?= $(if $(filter amx_tile,$(CPU_FLAGS)),-DGGML_NATIVE=OFF \
 	$(if $(filter avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) $(if $(filter avx512_bf16,$(CPU_FLAGS)),-DGGML_AVX512_BF16=ON) \
 	$(if $(filter avx_vnni,$(CPU_FLAGS)),-DGGML_AVX_VNNI=ON))
 
-.PHONY: install demo test bench bench-longdoc down clean chromium mutation
+.PHONY: install demo test bench bench-load bench-longdoc down clean chromium mutation
 
 install: $(VENV)/.installed chromium
 
@@ -81,7 +81,14 @@ bench: install
 	$(BIN)/python bench/bench_ui.py
 	$(BIN)/python bench/bench_safety.py
 	$(BIN)/python bench/bench_ray_ingest.py
+	$(MAKE) bench-load
 	$(MAKE) bench-longdoc
+
+# Load on the embedded profile (issue 16): 20 users asking at once and 50 searches at once, against
+# the real model behind the real stack. 2 minutes on 2 cores at load average 3, 7.5 at 12, most of
+# it the model answering one question at a time; sizes: bench/bench_load.py --users N --searches N.
+bench-load: install
+	$(BIN)/python bench/bench_load.py
 
 # Long-document analysis (issue 15) on manuals installed with apt here, never committed: the Octave
 # manual (its printed indexes are the answer key), gnuplot's, and PostgreSQL's HTML. About an hour

@@ -370,8 +370,12 @@ class DocStack:
         try:
             yield from self.client.chat_stream(spec.stack_id, messages, max_tokens, temperature,
                                                timeout=self.settings.model_timeout)
-        except ModelFailed:
+        except ModelFailed as exc:
             self.served.forget()  # the model may be gone: ask the stack again next time
+            # The stack reports its model server's death as a bare "Internal server error".
+            if (log := self.operations.services.died("model")) is not None:
+                raise ModelFailed(f"the model server has stopped (its log: {log}); `docstack up` starts it "
+                                  "again") from exc
             raise
 
     # -- long documents ----------------------------------------------------------------------

@@ -219,8 +219,13 @@ def stack_env(settings: Settings) -> dict[str, str]:
 
 
 def _model_service(settings: Settings, resolve: bool) -> Service:
+    # Health is its OpenAPI page: llama-cpp-python serves `/v1/models` only between answers (it
+    # takes the model's lock), so a health check during an answer timed out, and `docstack up`
+    # took the busy server for a dead one and restarted it, cutting the answer short. The server
+    # loads the model before it listens, so the page answering means the model is ready.
     return Service(
-        name="model", host=settings.host, port=settings.model_port, health_path="/v1/models", url=settings.model_url,
+        name="model", host=settings.host, port=settings.model_port, health_path="/openapi.json",
+        url=settings.model_url,
         command=[
             sys.executable, "-m", "llama_cpp.server", "--model", str(model_file(settings)) if resolve else "",
             "--model_alias", settings.model_alias, "--n_ctx", str(settings.n_ctx),

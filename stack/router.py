@@ -89,9 +89,10 @@ class Router:
 
 
 class Fallback:
-    """Streams the answer of the route's first model that starts answering. A model that fails or
-    times out before its first token hands over to the next, and a notice on the route says so;
-    so does an answer cut at its length limit."""
+    """Streams the answer of the route's first model that starts answering. A model that fails,
+    times out or ends before its first word hands over to the next, and a notice on the route says
+    so; so does an answer cut at its length limit. Whatever the model client, a reply without a
+    word is a failure, never passed on as an empty answer (or an abstention)."""
 
     def __init__(self, route: Route, generate: Callable[[Choice], Iterable[str]]):
         self.route = route
@@ -104,7 +105,7 @@ class Fallback:
             generation = self.generate(choice)
             deltas = iter(generation)
             try:
-                first = next(deltas, "")
+                opening = _opening(deltas, choice.spec.stack_id)
             except ModelFailed as exc:
                 failures.append(str(exc))
                 if i + 1 == len(self.route.choices):
@@ -112,9 +113,19 @@ class Fallback:
                 self.route.notices.append(f"{exc}; {self.route.choices[i + 1].spec.id} answered instead")
                 continue
             self.choice = choice
-            yield first
+            yield from opening
             yield from deltas
             if getattr(generation, "finish_reason", None) == "length":
                 self.route.notices.append(f"{choice.spec.id}'s answer reached the length limit and was cut "
                                           "(DOCSTACK_MAX_ANSWER_TOKENS)")
             return
+
+
+def _opening(deltas: Iterator[str], model: str) -> list[str]:
+    """The pieces of a reply up to its first word; ModelFailed if it ends before one."""
+    pieces = []
+    for delta in deltas:
+        pieces.append(delta)
+        if delta.strip():
+            return pieces
+    raise ModelFailed(f"{model} returned an empty answer")

@@ -90,6 +90,11 @@ class ServiceManager:
             os.killpg(pid, signal.SIGKILL)
         return True
 
+    def died(self, name: str) -> Path | None:
+        """The log of service `name` if this machine started it and it has stopped since; else None."""
+        pid = self._pid(name)
+        return self._log(name) if pid is not None and not _alive(pid) else None
+
     def state(self, service: Service) -> ServiceState:
         pid = self._pid(service.name)
         running = pid is not None and _alive(pid)

@@ -160,6 +160,17 @@ def test_an_answer_cut_off_mid_way_is_an_error_not_an_abstention(index, embedder
     assert stream.answer is None
 
 
+def test_a_generation_that_ends_without_a_word_is_an_error_not_an_empty_answer(index, embedder, tmp_path):
+    """Issue 16: answers lost under load came back as `"answer": ""`, marked abstained. Whatever the
+    model client, a reply with no word in it fails in one line; no Answer is made of it."""
+    for reply in ("", "\n \n"):
+        stream = pipeline(index, embedder, tmp_path, FakeChat(reply)).stream(
+            Question("How often must the Zephyr-9 pump be serviced?"))
+        with pytest.raises(ModelFailed, match="^no model could answer: fake/fake-1b returned an empty answer$"):
+            stream.result()
+        assert stream.answer is None
+
+
 def test_the_shields_screen_the_question_and_the_answer(index, embedder, tmp_path, shields):
     guard = shields.guard("handbook")
     chat = FakeChat("Write to dana.whitfield@example.com about payroll.")

@@ -205,6 +205,18 @@ def test_a_failing_model_hands_over_to_the_next_with_a_notice():
         list(Fallback(Route([Choice(s, Prompt([], [], 0, 0)) for s in specs]), broken))
 
 
+def test_a_model_that_ends_without_a_word_hands_over_to_the_next():
+    specs = Catalogue.load().profile("ollama")
+    route = Route([Choice(s, Prompt([], [], 0, 0)) for s in specs])
+
+    def generate(choice):
+        yield from ["\n", " "] if choice.spec.id == "llama3.2-3b" else ["\n", "Fine", "."]
+
+    fallback = Fallback(route, generate)
+    assert list(fallback) == ["\n", "Fine", "."] and fallback.choice.spec.id == "llama3.2-1b"
+    assert route.notices == ["ollama/llama3.2:3b-docstack-8k returned an empty answer; llama3.2-1b answered instead"]
+
+
 # -- Ollama ----------------------------------------------------------------------------------
 
 def test_models_pull_fetches_each_model_and_sets_its_window(tmp_path, ollama):

@@ -148,3 +148,57 @@ def test_web_page_answers_with_file_and_page(running_stack, corpus, monkeypatch)
     # Passages are numbered in document order, so the cited one need not be [1].
     assert cards and re.fullmatch(r"\*\*\[\d\] plant-manual\.pdf\*\* · page 2", cards[0]), cards
     assert any("42" in m.value for m in page.markdown)
+
+
+def test_docstack_up_during_an_answer_leaves_the_model_server_answering(running_stack):
+    """Issue 16: llama-cpp-python serves `/v1/models` only between answers, so a health check on it
+    timed out during one, and `docstack up` took the busy model server for a dead one and restarted
+    it, cutting the answer short."""
+    import httpx
+
+    before = running_stack.status().services["model"].pid
+    body = {"model": running_stack.settings.model_alias, "max_tokens": 200, "stream": True,
+            "messages": [{"role": "user", "content": "Tell a long story about a water pump."}]}
+    with httpx.stream("POST", running_stack.settings.model_url + "/chat/completions", json=body,
+                      timeout=120) as response:
+        events = (json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: {"))
+        reasons = [next(events)["choices"][0].get("finish_reason")]
+        running_stack.up(with_ui=False)  # while the model server is writing
+        busy = running_stack.status().services["model"]
+        reasons += [event["choices"][0].get("finish_reason") for event in events]
+    assert busy.healthy and busy.pid == before
+    assert reasons[-1] in ("stop", "length") and len(reasons) > 10, reasons
+
+
+def test_a_model_server_that_dies_mid_answer_is_named_in_one_line(running_stack, corpus, monkeypatch):
+    """A cut answer is never an abstention: `docstack ask` exits 2 with one line naming the stopped
+    model server, the Python API raises it, and the web app's chat shows it."""
+    import signal
+
+    from streamlit.testing.v1 import AppTest
+
+    s = running_stack.settings
+    env = {**os.environ, "DOCSTACK_HOME": str(s.home), "DOCSTACK_STACK_PORT": str(s.stack_port),
+           "DOCSTACK_GGUF": str(s.gguf), "DOCSTACK_N_CTX": str(s.n_ctx)}
+    question = "Describe the safety briefing, the pump maintenance schedule and the emergency exits in detail."
+    asking = subprocess.Popen([sys.executable, "-m", "docstack.cli", "ask", question, "--collection", "plant"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        first = asking.stdout.read(1)  # the answer has begun
+        os.kill(running_stack.status().services["model"].pid, signal.SIGKILL)
+        out, err = asking.communicate(timeout=120)
+        assert first and asking.returncode == 2, (first + out, err)
+        assert err.decode().count("\n") == 1 and "the model server has stopped (its log: " in err.decode(), err
+        with pytest.raises(DocstackError, match=r"^no model could answer: the model server has stopped .*docstack up"):
+            running_stack.ask("How often must the Zephyr-9 pump be serviced?", collection="plant")
+        for key, value in {"HOME": s.home, "STACK_PORT": s.stack_port, "GGUF": s.gguf, "N_CTX": s.n_ctx}.items():
+            monkeypatch.setenv(f"DOCSTACK_{key}", str(value))
+        page = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180)
+        page.run()
+        page.sidebar.selectbox[0].set_value("plant").run()
+        page.chat_input[0].set_value("How often must the Zephyr-9 pump be serviced?").run()
+        assert not page.exception, page.exception
+        assert [e.value for e in page.error if "the model server has stopped" in e.value], [e.value for e in page.error]
+    finally:
+        asking.kill()
+        running_stack.up(with_ui=False)  # the model server again, for the tests after this one

@@ -265,3 +265,34 @@ def test_keyword_search_leaves_out_the_commonest_words_beyond_its_budget(tmp_pat
     only_rare = store.keyword_search("pump torque", 30)
     assert [store.fetch([i])[i].text for i, _ in only_rare] == ["pump valve torque figures"]
     assert len(store.keyword_search("pump manual", 30)) == 20  # all common: the rarer one is kept
+
+
+def test_threads_sharing_a_store_each_get_their_own_results(tmp_path):
+    """The web app and the API serve many users from one process, and so one store: 50 searches
+    at once used to fail with 'bad parameter or other API misuse', or come back with another
+    thread's rows (sqlite3 shared one prepared statement between threads running the same SQL)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    store = SqliteIndex(tmp_path, "m", DIM)
+    sources = [f"{word}.md" for word in ("pump", "valve", "boiler", "turbine", "sensor", "filter", "fan", "gear")]
+    store.write([doc(source, 4, seed) for seed, source in enumerate(sources)])
+    store.put_state("access", "grant", {"owner": "local"})
+
+    def look(source: str) -> tuple:
+        found = store.keyword_search(source.removesuffix(".md"), 4)
+        return (sorted(chunk.source for chunk in store.fetch([i for i, _ in found]).values()),
+                store.get_state("access", "grant"))
+
+    expected = {source: look(source) for source in sources}
+    assert all(found == ([source] * 4, {"owner": "local"}) for source, found in expected.items())
+    for _ in range(20):
+        barrier = Barrier(50)
+
+        def search(n: int) -> tuple:
+            barrier.wait()
+            return look(sources[n % len(sources)])
+
+        with ThreadPoolExecutor(50) as pool:
+            results = list(pool.map(search, range(50)))
+        assert results == [expected[sources[n % len(sources)]] for n in range(50)]

@@ -93,8 +93,12 @@ class SqliteIndex:
         self.model = model
         self.dimension = dimension
         path.mkdir(parents=True, exist_ok=True)
-        # The web app shares one store across script threads; writes are serialised below.
-        self.db = sqlite3.connect(path / self.DB, timeout=30, isolation_level=None, check_same_thread=False)
+        # The web app shares one store across script threads; writes are serialised below. Without
+        # sqlite3's statement cache: threads running the same SQL at once shared one prepared
+        # statement, and 50 concurrent searches failed ('bad parameter or other API misuse') or got
+        # another thread's rows, 5-15 in 500 (issue 16). SQLite itself serialises the connection.
+        self.db = sqlite3.connect(path / self.DB, timeout=30, isolation_level=None, check_same_thread=False,
+                                  cached_statements=0)
         self._lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
