@@ -252,7 +252,7 @@ class AnswerPipeline:
             choice = generation.choice or route.choices[0]
             text = text.strip()
             safety.merge(output.report)
-            abstained = not evidence or is_abstention(text)
+            abstained = not evidence or is_abstention(text, question.text)
             citations: list[Citation] = []
             unsupported: list[str] = []
             if not abstained and not safety.blocked:

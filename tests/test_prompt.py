@@ -121,3 +121,10 @@ def test_abstention_is_recognised():
     assert is_abstention("I'm sorry, the excerpts don't contain that information.")
     assert not is_abstention("")  # an empty reply is a failed generation, not an abstention
     assert not is_abstention("Rollo led the Norse [1].")
+
+
+def test_an_answer_about_abstaining_is_not_an_abstention():
+    question = "What happens when the documents do not contain the answer?"
+    assert not is_abstention("docstack says the documents do not contain the answer and cites nothing [1].", question)
+    assert is_abstention(ABSTAIN_TEXT, question)
+    assert is_abstention("The documents do not contain the answer.", "Who won the 1998 World Cup?")
