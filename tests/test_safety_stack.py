@@ -47,7 +47,7 @@ def test_personal_data_in_a_document_is_redacted_in_the_answer(running_stack, po
     assert answer.safety.redactions >= 1 and "[email removed]" in answer.answer, answer.answer
     log = (running_stack.settings.log_dir / "safety.jsonl").read_text()
     assert "maria.keller" not in log
-    entry = [json.loads(line) for line in log.splitlines() if '"category": "email"' in line][-1]
+    entry = [e for e in map(json.loads, log.splitlines()) if e["category"] == "email"][-1]
     assert entry["stage"] == "output" and entry["collection"] == "poisoned" and entry["chunk_ids"]
 
 
