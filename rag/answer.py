@@ -46,6 +46,7 @@ class Answer:
             "model": self.model,
             "abstained": self.abstained,
             "seconds": self.seconds,
+            "first_token_seconds": self.first_token_seconds,
             "notices": self.notices,
             "safety": self.safety.to_json(),
             "wait_seconds": self.wait_seconds,

@@ -35,7 +35,6 @@ from docstack.stack.services import Service
 from docstack.stack.tokenizers import TokenCounter, approximate_counter, gguf_counter, llama3_counter
 
 DISTRIBUTIONS = Path(__file__).parent / "distributions"
-UI_APP = Path(__file__).resolve().parent.parent / "ui" / "app.py"
 PROFILES = ("embedded", "ollama", "vllm", "cloud")
 LLAMA_GUARD_SHIELD = "llama-guard"  # the shield id the stack serves Llama Guard under
 
@@ -244,7 +243,9 @@ def _ui_service(settings: Settings) -> Service:
     return Service(
         name="ui", host=settings.host, port=settings.ui_port, health_path="/_stcore/health", url=settings.ui_url,
         command=[
-            sys.executable, "-m", "streamlit", "run", str(UI_APP), "--server.headless", "true",
+            # The app's launcher (ui/serve.py, by module name: nothing imports ui) warms docstack up
+            # before Streamlit listens, so the health check answers once a first question is fast.
+            sys.executable, "-m", "docstack.ui.serve", "--server.headless", "true",
             "--server.address", settings.host, "--server.port", str(settings.ui_port),
             "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal", *sign_in,
         ],

@@ -55,8 +55,9 @@ def test_cli_ask_json_through_the_stack(running_stack, corpus):
          "--collection", "plant", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds", "safety", "notices",
-                           "wait_seconds", "unsupported"}
+    assert set(answer) == {"answer", "citations", "model", "abstained", "seconds", "first_token_seconds", "safety",
+                           "notices", "wait_seconds", "unsupported"}
+    assert 0 < answer["first_token_seconds"] <= answer["seconds"]
     assert answer["safety"] == {"blocked": False, "stage": None, "category": None, "shield": None, "redactions": 0,
                                 "dropped_chunks": 0}
     assert answer["notices"] == []  # the router's: nothing left out, no fallback

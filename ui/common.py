@@ -29,9 +29,19 @@ def docstack() -> DocStack:
     """The process's DocStack, holding the loaded models and open indexes. With identity on it is
     only the base of each user's view (`user_docstack`): pages never call it directly."""
     ds = DocStack(principal=LOCAL)
-    # In the background, so the first page is not held up by it.
-    threading.Thread(target=_warm_up, args=(ds,), name="docstack-warm-up", daemon=True).start()
+    warming(ds)
     return ds
+
+
+@st.cache_resource
+def warming(_ds: DocStack) -> threading.Thread:
+    """The warm-up of the process's DocStack (`DocStack.warm_up`), started once, in the background.
+    The server's launcher (ui/serve.py) waits for it before it listens: started by the first page
+    instead, it raced the first question, which waited for the same loads (1.3 s of a 3.3 s first
+    token on 2 quiet cores, bench/bench_webapp_latency.py)."""
+    thread = threading.Thread(target=_warm_up, args=(_ds,), name="docstack-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _warm_up(ds: DocStack) -> None:

@@ -1,0 +1,41 @@
+"""The web app's server process, as `docstack up` starts it: docstack is warmed up first (query
+embedder, safety shields, the model's tokenizer, the stack client), then Streamlit serves the app
+(ui/app.py) in the same process, with the options given here.
+
+    python -m docstack.ui.serve --server.port 8501 ...
+
+Streamlit runs the app's script only when a browser opens a page, so a warm-up started there
+raced the first question; here the server answers its health check, and `docstack up` returns,
+only once the first question has nothing left to load."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from streamlit.web import cli as streamlit_cli
+
+from docstack.ui.common import docstack, warming
+
+APP = Path(__file__).resolve().parent / "app.py"
+log = logging.getLogger("docstack.ui.serve")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("docstack").setLevel(logging.INFO)  # the warm-up's lines, not every request's
+    # The app's cached resources are made before Streamlit's runtime exists, which it warns of.
+    logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    warming(docstack()).join()
+    log.info("warmed up in %.1f s", time.perf_counter() - started)
+    sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
+    sys.exit(streamlit_cli.main())
+
+
+# Ingestion's worker processes re-import the main module as __mp_main__ (multiprocessing does
+# that), and must not start a second server there.
+if __name__ == "__main__":
+    main()
