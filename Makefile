@@ -12,7 +12,7 @@ LLAMA_CMAKE_ARGS ?= $(if $(filter amx_tile,$(CPU_FLAGS)),-DGGML_NATIVE=OFF \
 	$(if $(filter avx512_vnni,$(CPU_FLAGS)),-DGGML_AVX512_VNNI=ON) $(if $(filter avx512_bf16,$(CPU_FLAGS)),-DGGML_AVX512_BF16=ON) \
 	$(if $(filter avx_vnni,$(CPU_FLAGS)),-DGGML_AVX_VNNI=ON))
 
-.PHONY: install demo test bench bench-load bench-longdoc down clean chromium mutation
+.PHONY: install demo test bench bench-load bench-webapp bench-longdoc down clean chromium mutation
 
 install: $(VENV)/.installed chromium
 
@@ -79,6 +79,7 @@ bench: install
 	$(BIN)/python bench/bench_chunking.py
 	$(BIN)/python bench/bench_index.py --quick
 	$(BIN)/python bench/bench_ui.py
+	$(MAKE) bench-webapp
 	$(BIN)/python bench/bench_safety.py
 	$(BIN)/python bench/bench_ray_ingest.py
 	$(MAKE) bench-load
@@ -89,6 +90,11 @@ bench: install
 # it the model answering one question at a time; sizes: bench/bench_load.py --users N --searches N.
 bench-load: install
 	$(BIN)/python bench/bench_load.py
+
+# The web app vs `docstack ask` on the same questions, the first one right after `docstack up`
+# (issue 18): about a minute on 2 cores; the table and bench/results/webapp-latency-*.json.
+bench-webapp: install
+	$(BIN)/python bench/bench_webapp_latency.py
 
 # Long-document analysis (issue 15) on manuals installed with apt here, never committed: the Octave
 # manual (its printed indexes are the answer key), gnuplot's, and PostgreSQL's HTML. About an hour

@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -34,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import SHARED_MODELS, free_port  # noqa: E402
+from tests.conftest import SHARED_MODELS, free_port
 
 SAMPLES = sorted(p for p in (ROOT / "docstack" / "samples").iterdir() if p.is_file())
 # (question, how the web app gets it): "first" on the page opened right after `up`, "follow-up"
@@ -60,10 +61,48 @@ def environment(home: Path) -> dict[str, str]:
 
 def docstack(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     result = subprocess.run([sys.executable, "-m", "docstack.cli", *args], capture_output=True, text=True,
-                            env=env, timeout=timeout)
+                            env=env, timeout=timeout, check=False)
     if result.returncode:
         sys.exit(f"docstack {' '.join(args)} failed: {result.stderr.strip()[-2000:]}")
     return result
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU seconds the processes have used so far (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def browser_pids() -> list[int]:
+    """This process's descendants: Playwright's driver and Chromium."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(pid)
+    found, todo = [], [os.getpid()]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # finished child processes: the CLI's
+    return usage.ru_utime + usage.ru_stime
+
+
+def service_pid(env: dict[str, str], name: str) -> int:
+    return int(next((Path(env["DOCSTACK_HOME"]) / "run").glob(f"{name}@*.pid")).read_text())
 
 
 def flush_prompt_cache(env: dict[str, str]) -> None:
@@ -124,26 +163,30 @@ def run(env: dict[str, str], cli_first: bool) -> list[dict]:
             order = ("cli", "web") if cli_first == (i % 2 == 0) else ("web", "cli")
             for side in order:
                 flush_prompt_cache(env)
-                if side == "cli":
-                    sides["cli"] = cli_ask(env, question)
-                    continue
-                if page is None or how == "fresh":
+                if side == "web" and (page is None or how == "fresh"):
                     page = open_chat(browser, ui)
-                sides["web"] = web_ask(page, question)
+                # CPU seconds while answering: the model server, and the side's own processes
+                # (the CLI process; the app's server, Playwright and Chromium).
+                model, own = [service_pid(env, "model")], [service_pid(env, "ui"), *browser_pids()]
+                before = cpu_seconds(model), cpu_seconds(own) if side == "web" else children_cpu()
+                sides[side] = cli_ask(env, question) if side == "cli" else web_ask(page, question)
+                after = cpu_seconds(model), cpu_seconds(own) if side == "web" else children_cpu()
+                sides[side] |= {"model_cpu_s": round(after[0] - before[0], 2), "own_cpu_s": round(after[1] - before[1], 2)}
             rows.append({"question": question, "web_asked": how, "order": order, **sides})
         browser.close()
     return [{"up_s": round(up_s, 1)}, *rows]
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'question':34} {'web asked':10} {'CLI first/total (wall)':>24} {'web first/total':>16} "
-             f"{'ratio first/total':>18}"]
+    lines = [(f"{'question':34} {'web asked':10} {'CLI first/total (wall)':>24} {'web first/total':>16} "
+              f"{'ratio first/total':>18} {'CPU s model/own CLI | web':>26}")]
     for r in rows:
         cli, web = r["cli"], r["web"]
         lines.append(f"{r['question'][:34]:34} {r['web_asked']:10} "
                      f"{cli['first_token_s']:>7.2f} /{cli['total_s']:>6.2f} ({cli['wall_s']:>5.1f}) "
                      f"{web['first_token_s']:>7.2f} /{web['total_s']:>6.2f} "
-                     f"{web['first_token_s'] / cli['first_token_s']:>9.2f} /{web['total_s'] / cli['total_s']:>6.2f}")
+                     f"{web['first_token_s'] / cli['first_token_s']:>9.2f} /{web['total_s'] / cli['total_s']:>6.2f} "
+                     f"{cli['model_cpu_s']:>6.1f} /{cli['own_cpu_s']:>5.1f} | {web['model_cpu_s']:>5.1f} /{web['own_cpu_s']:>5.1f}")
     return "\n".join(lines)
 
 
@@ -162,12 +205,13 @@ def main() -> None:
         try:
             head, *rows = run(env, args.cli_first)
         finally:
-            subprocess.run([sys.executable, "-m", "docstack.cli", "down"], env=env, capture_output=True)
+            subprocess.run([sys.executable, "-m", "docstack.cli", "down"], env=env, capture_output=True, check=False)
     load = os.getloadavg()
     print(f"model {Path(args.gguf).name if args.gguf else 'shipped'}; `docstack up` took {head['up_s']} s; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
           f"on {os.cpu_count()} cores")
     print("seconds; CLI first/total are the answer's own (the pipeline's clock), wall the whole process;")
-    print("web first/total are from pressing Enter to the first answer text and to the timing line")
+    print("web first/total are from pressing Enter to the first answer text and to the timing line;")
+    print("CPU s: used while answering by the model server, and by the CLI process or the app's server + browser")
     print(table(rows))
     out = ROOT / "bench" / "results" / f"webapp-latency-{args.label + '-' if args.label else ''}{int(time.time())}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -134,6 +134,15 @@ def ask(page, question: str):
     return message, lengths
 
 
+def test_the_app_is_warm_before_it_serves_a_page(ui, running_stack):
+    """The app's server loads what a first answer needs before it listens: started by the first
+    page instead, the warm-up raced the first question (bench/bench_webapp_latency.py)."""
+    log = next(running_stack.settings.log_dir.glob("ui@*.log")).read_text()
+    warm = log.rfind("docstack.ui.common: warmed up in")
+    listening = log.rfind("You can now view your Streamlit app")
+    assert 0 <= warm < listening, log[-2000:]
+
+
 def test_upload_shows_progress_and_a_bad_file_error(page, ui, running_stack, tmp_path):
     pdf = write_pdf(tmp_path / "manual.pdf",
                     ["Chapter one: unpacking.", "The Zephyr-9 pump is serviced every 42 days."])

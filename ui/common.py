@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import NoReturn
 
 import streamlit as st
@@ -45,10 +46,13 @@ def warming(_ds: DocStack) -> threading.Thread:
 
 
 def _warm_up(ds: DocStack) -> None:
+    started = time.perf_counter()
     try:
         ds.warm_up()
     except DocstackError as exc:  # e.g. no model file yet: the first question will say so
         log.info("warm-up skipped: %s", exc)
+        return
+    log.info("warmed up in %.1f s", time.perf_counter() - started)
 
 
 def sign_in() -> Principal | None:

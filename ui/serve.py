@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from pathlib import Path
 
+from docstack.ui.common import docstack, warming
 from streamlit.web import cli as streamlit_cli
 
-from docstack.ui.common import docstack, warming
-
 APP = Path(__file__).resolve().parent / "app.py"
-log = logging.getLogger("docstack.ui.serve")
 
 
 def main() -> None:
@@ -28,9 +25,7 @@ def main() -> None:
     logging.getLogger("docstack").setLevel(logging.INFO)  # the warm-up's lines, not every request's
     # The app's cached resources are made before Streamlit's runtime exists, which it warns of.
     logging.getLogger("streamlit.runtime.scriptrunner_utils.script_run_context").setLevel(logging.ERROR)
-    started = time.perf_counter()
     warming(docstack()).join()
-    log.info("warmed up in %.1f s", time.perf_counter() - started)
     sys.argv = ["streamlit", "run", str(APP), *sys.argv[1:]]
     sys.exit(streamlit_cli.main())
 
