@@ -62,8 +62,8 @@ def show_card(card: Evidence, key: str) -> None:
                 st.image(str(card.preview), caption=f"{card.name}, {card.page_text}", width="stretch")
 
 
-def show_outcome(turn: ChatTurn) -> None:
-    """What follows the answer's text, but for its sources: what kind of answer it is, timing, notes."""
+def show_answer(turn: ChatTurn, number: int) -> None:
+    """Everything after the answer's text: what kind of answer it is, timing, sources."""
     answer = turn.answer
     if turn.error:
         st.error(turn.error)
@@ -81,9 +81,6 @@ def show_outcome(turn: ChatTurn) -> None:
     if turn.rewritten:
         with st.expander("Searched as (follow-up rewritten)"):
             st.write(turn.searched)
-
-
-def show_sources(turn: ChatTurn, number: int) -> None:
     for card in turn.evidence:
         show_card(card, key=f"card-{number}-{card.n}")
 
@@ -94,8 +91,7 @@ def show_turn(turn: ChatTurn, number: int) -> None:
     with st.chat_message("assistant"):
         if turn.answer is not None:
             st.markdown(turn.answer.answer)
-        show_outcome(turn)
-        show_sources(turn, number)
+        show_answer(turn, number)
 
 
 def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
@@ -119,20 +115,12 @@ def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
             text.write_stream(chain([first], tokens))
             turn.answer = stream.answer
             text.markdown(turn.answer.answer)  # now with its [n] citation markers
+            turn.evidence = ds.evidence(turn.answer, name)
         except DocstackError as exc:
             turn.error = str(exc)
         finally:
             waiting.empty()
-        show_outcome(turn)
-        # The answer is complete on screen before its sources are made: a card's best sentence
-        # is an embedding per sentence, and a PDF page's picture is rendered (PDFium) on first use.
-        if turn.answer is not None and not turn.error:
-            try:
-                turn.evidence = ds.evidence(turn.answer, name)
-            except DocstackError as exc:
-                turn.error = str(exc)
-                st.error(turn.error)
-            show_sources(turn, len(turns))
+        show_answer(turn, len(turns))
     return turn
 
 
