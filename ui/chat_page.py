@@ -18,6 +18,7 @@ _HEADING = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+", re.M)
 # Text shown before and after the marked sentence: enough to read it in context, little enough
 # that the marked sentence is in view without scrolling the card.
 BEFORE_CHARS, AFTER_CHARS = 240, 360
+CUT_SHORT = "Not answered: another question was sent before this answer was finished. Ask it again."
 
 
 def passage_html(card: Evidence) -> str:
@@ -94,17 +95,21 @@ def show_turn(turn: ChatTurn, number: int) -> None:
         show_answer(turn, number)
 
 
-def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
+def ask(question: str, name: str, turns: list[ChatTurn]) -> None:
+    """Answer `question` and add the turn to `turns`: at once, so that a question sent before this
+    one is answered (which stops this run and starts the page again) does not lose it."""
     ds = user_docstack()
     k, mode, model = options(ds)
-    turn = ChatTurn(question, question)
+    earlier, number = list(turns), len(turns)
+    turn = ChatTurn(question, question, error=CUT_SHORT)
+    turns.append(turn)
     with st.chat_message("assistant"):
         text = st.empty()
         waiting = st.empty()  # says so while the model answers other people's questions first
         try:
-            if turns:
+            if earlier:
                 with st.spinner("Reading the conversation…"):
-                    turn.searched = ds.rewrite(question, history(turns), model,
+                    turn.searched = ds.rewrite(question, history(earlier), model,
                                                on_wait=lambda w: waiting.caption(str(w)))
             with st.spinner("Searching and reading…"):
                 stream = ds.stream(turn.searched, collection=name, model=model, k=k, mode=mode,
@@ -113,15 +118,14 @@ def ask(question: str, name: str, turns: list[ChatTurn]) -> ChatTurn:
                 first = next(tokens, "")  # the spinner stays until the first token
             waiting.empty()
             text.write_stream(chain([first], tokens))
-            turn.answer = stream.answer
+            turn.answer, turn.error = stream.answer, None
             text.markdown(turn.answer.answer)  # now with its [n] citation markers
             turn.evidence = ds.evidence(turn.answer, name)
         except DocstackError as exc:
             turn.error = str(exc)
         finally:
             waiting.empty()
-        show_answer(turn, len(turns))
-    return turn
+        show_answer(turn, number)
 
 
 def main() -> None:
@@ -138,7 +142,7 @@ def main() -> None:
     if question:
         with st.chat_message("user"):
             st.write(question)
-        turns.append(ask(question, name, turns))
+        ask(question, name, turns)
     # Last, so that a question just answered is in the export.
     with st.sidebar:
         if turns:
