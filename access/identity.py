@@ -3,9 +3,7 @@ provider signed. Off by default: on a laptop everything runs as LOCAL, an admin.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,6 +11,7 @@ from functools import cached_property
 import jwt
 
 from docstack.console import AuthError
+from docstack.oidc import keys_url
 
 ADMIN_ROLE = "admin"
 # Asymmetric algorithms only: "none" and HS256 (whose key would be the public key) are refused.
@@ -71,14 +70,7 @@ class TokenVerifier:
 
     @cached_property
     def _keys(self) -> jwt.PyJWKClient:
-        return jwt.PyJWKClient(self.jwks_url or self._discover_jwks(), cache_keys=True, lifespan=3600)
-
-    def _discover_jwks(self) -> str:
-        metadata = provider_metadata(self.issuer)
-        if "jwks_uri" not in metadata:
-            raise AuthError(f"the identity provider {self.issuer} publishes no keys (jwks_uri); "
-                            "set DOCSTACK_OIDC_JWKS_URL")
-        return metadata["jwks_uri"]
+        return jwt.PyJWKClient(keys_url(self.issuer, self.jwks_url), cache_keys=True, lifespan=3600)
 
     def verify(self, token: str | None) -> Principal:
         if not token or not token.strip():
@@ -106,17 +98,6 @@ class TokenVerifier:
         except jwt.PyJWTError as exc:
             raise AuthError(f"token refused: {exc}") from exc
         return Principal.from_claims(claims, self.teams_claim, self.roles_claim, token)
-
-
-def provider_metadata(issuer: str) -> dict:
-    """The provider's OpenID configuration: its endpoints and where its keys are."""
-    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return json.load(response)
-    except (OSError, ValueError) as exc:
-        raise AuthError(f"cannot read the identity provider's configuration at {url} ({exc}); "
-                        "check DOCSTACK_OIDC_ISSUER") from exc
 
 
 def seconds_left(principal: Principal) -> float | None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from docstack.access.identity import Principal, TokenVerifier, provider_metadata
+from docstack.access.identity import Principal, TokenVerifier
 from docstack.console import AuthError
+from docstack.oidc import provider_metadata
 
 CALLBACK_PATH = "/callback"
 

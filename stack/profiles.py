@@ -22,10 +22,10 @@ import shutil
 import sys
 from pathlib import Path
 
-import httpx
 import yaml
 
 from docstack.console import DocstackError
+from docstack.oidc import keys_url
 from docstack.settings import Settings
 from docstack.stack import ui_auth
 from docstack.stack.backends import OllamaBackend, OpenAIBackend
@@ -61,19 +61,9 @@ def _with_sign_in(config: dict, settings: Settings) -> dict:
     if auth is None:
         return config
     provider = auth["provider_config"]
-    provider["jwks"]["uri"] = settings.oidc_jwks_url or _discovered_jwks(settings.oidc_issuer)
+    provider["jwks"]["uri"] = keys_url(settings.oidc_issuer, settings.oidc_jwks_url)
     provider["claims_mapping"] = {settings.oidc_teams_claim: "teams", settings.oidc_roles_claim: "roles"}
     return config
-
-
-def _discovered_jwks(issuer: str) -> str:
-    """Where the OIDC provider publishes its keys, from its discovery document."""
-    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
-    try:
-        return httpx.get(url, timeout=10).raise_for_status().json()["jwks_uri"]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise DocstackError(f"cannot read the identity provider's configuration at {url} ({exc}); check "
-                            "DOCSTACK_OIDC_ISSUER or set DOCSTACK_OIDC_JWKS_URL") from exc
 
 
 def model_file(settings: Settings) -> Path:
@@ -189,14 +179,11 @@ def services(settings: Settings, with_ui: bool = True, resolve: bool = True) -> 
 def stack_env(settings: Settings) -> dict[str, str]:
     """What the stack process's run config reads. The cloud key passes only through here."""
     env = {
-        # docstack's providers in the stack (shields, collections) read the same settings, the
-        # sign-in's (DOCSTACK_OIDC_*) among them.
+        # docstack's providers in the stack (shields, collections) read the same settings: the home
+        # (the safety provider's audit log and caches), host and port, the sign-in's (DOCSTACK_OIDC_*).
         **settings.to_env(),
         # One registry per distribution: models registered under another one's providers would not load.
         "DOCSTACK_STACK_STORE": str(settings.home / "stack" / distribution(settings).parent.name),
-        "DOCSTACK_HOME": str(settings.home),  # the docstack safety provider's audit log and caches
-        "DOCSTACK_HOST": settings.host,
-        "DOCSTACK_STACK_PORT": str(settings.stack_port),
         "TIKTOKEN_CACHE_DIR": str(settings.home / "tiktoken"),
         # Plain JSON log lines: the default rich console renders each traceback with its locals,
         # which blocked the server for over 10 s after a model failed (measured on 2 cores).
@@ -204,7 +191,6 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "DOCSTACK_MODEL_URL": settings.model_url,
         "OLLAMA_URL": settings.ollama_url.rstrip("/").removesuffix("/v1") + "/v1",
         "VLLM_URL": settings.vllm_url,
-        "DOCSTACK_CLOUD_URL": settings.cloud_url,
     }
     if settings.otel_endpoint:
         # Llama Stack 0.7.3 exports its own metrics (inference duration, time to first token,

@@ -14,7 +14,7 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 CORE = {"docstack.settings", "docstack.console", "docstack.hashing", "docstack.text", "docstack.jsonlog",
-        "docstack.telemetry"}
+        "docstack.telemetry", "docstack.oidc"}
 API = {"docstack.api", "docstack.library", "docstack.evidence", "docstack.requests"}
 
 # room -> the rooms it may import from (besides itself)
