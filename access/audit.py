@@ -8,12 +8,12 @@ admins read it (`may_read_audit`); on a laptop (identity off) nothing is written
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from docstack.access.identity import Principal
+from docstack.hashing import text_sha256
 from docstack.jsonlog import json_lines, read_lines
 
 FILE_NAME = "audit.jsonl"
@@ -26,10 +26,6 @@ def may_read_audit(principal: Principal) -> bool:
     return principal.is_admin
 
 
-def question_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 class RequestAudit:
     def __init__(self, log_dir: Path):
         self.path = log_dir / FILE_NAME
@@ -40,7 +36,7 @@ class RequestAudit:
         json_lines(self.path).write({
             "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "user": principal.user, "teams": sorted(principal.teams), "action": action, "collection": collection,
-            "question_sha256": None if question is None else question_hash(question),
+            "question_sha256": None if question is None else text_sha256(question),
             "chunk_ids": [int(c) for c in chunk_ids], "model": model,
             "seconds": None if seconds is None else round(seconds, 3), "safety": dict(safety) if safety else None,
             "error": error,

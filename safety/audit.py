@@ -5,11 +5,11 @@ Stack server's safety provider all write it: docstack.jsonlog keeps that safe ac
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from docstack.hashing import text_sha256
 from docstack.jsonlog import json_lines
 
 
@@ -24,6 +24,6 @@ class AuditLog:
         self._log.write({
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "stage": stage, "action": action, "category": category,
             "shield": shield, "score": None if score is None else round(score, 3), "redactions": redactions,
-            "collection": collection, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "collection": collection, "sha256": text_sha256(text),
             "chunk_ids": list(chunk_ids),
         })

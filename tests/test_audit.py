@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from docstack.access.audit import RequestAudit, may_read_audit, question_hash
+from docstack.access.audit import RequestAudit, may_read_audit
+from docstack.hashing import text_sha256
 from docstack.access.identity import LOCAL, Principal
 from docstack.jsonlog import json_lines, read_lines
 
@@ -64,7 +65,7 @@ def test_a_request_line_has_the_questions_hash_never_its_text(tmp_path):
     assert "Bob Miller" not in raw and "salary" not in raw and "contract terms" not in raw
     ask, search = (json.loads(line) for line in raw.splitlines())
     assert ask["user"] == "alice" and ask["teams"] == ["hr", "payroll"] and ask["action"] == "ask"
-    assert ask["question_sha256"] == question_hash(question) and len(ask["question_sha256"]) == 64
+    assert ask["question_sha256"] == text_sha256(question) and len(ask["question_sha256"]) == 64
     assert ask["chunk_ids"] == [12, 40] and ask["model"] == "llamacpp/qwen" and ask["seconds"] == 1.235
     assert ask["safety"] == {"decision": "redacted", "redactions": 1} and ask["error"] is None
     assert ask["time"].endswith("+00:00")
@@ -121,7 +122,7 @@ def test_each_request_of_a_signed_in_user_leaves_one_line_without_the_question(c
         ("alice", "search", "hr-docs"), ("bob", "search", "hr-docs"), ("alice", "ask", "hr-docs")]
     ingest, grant, search, denied, ask = lines
     assert search["teams"] == ["hr"] and search["chunk_ids"] == [h.chunk_id for h in hits] != []
-    assert search["question_sha256"] == question_hash("How much do salary bands rise?") == denied["question_sha256"]
+    assert search["question_sha256"] == text_sha256("How much do salary bands rise?") == denied["question_sha256"]
     assert search["error"] is None and search["seconds"] > 0
     assert denied["error"].startswith("collection 'hr-docs' does not exist") and denied["chunk_ids"] == []
     assert ask["safety"]["decision"] == "blocked" and ask["safety"]["category"] == blocked.safety.category
