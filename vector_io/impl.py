@@ -12,7 +12,6 @@ import asyncio
 import contextvars
 import hashlib
 import logging
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -131,7 +130,6 @@ class DocstackVectorIOImpl(VectorIO, VectorStoresProtocolPrivate):
         self.docstack: DocStack | None = None
         self._table: Any = None
         self._following: asyncio.Task | None = None
-        self._one_at_a_time = threading.Lock()
 
     async def initialize(self) -> None:
         # docstack as the operator (LOCAL): it lists collections to sync them; each request runs as its user.
@@ -223,16 +221,8 @@ class DocstackVectorIOImpl(VectorIO, VectorStoresProtocolPrivate):
         """docstack's work off the server's event loop, as the request's user: `function` gets
         docstack as that user (the library applies each collection's grant) and `args`."""
         view = self.docstack.as_user(self._principal())
-
-        def serialized():
-            # One at a time: a SQLite collection shares one connection between threads, and two
-            # searches right after the stack started failed with sqlite3.InterfaceError ("bad
-            # parameter or other API misuse", index/sqlite/store.py `_rows`). A search costs ~7 ms.
-            with self._one_at_a_time:
-                return function(view, *args)
-
         try:
-            return await asyncio.to_thread(serialized)
+            return await asyncio.to_thread(function, view, *args)
         except DocstackError as exc:  # one line naming the fix, as a bad request
             raise ValueError(str(exc)) from exc
 
