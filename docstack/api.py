@@ -201,10 +201,8 @@ class DocStack:
               ) -> Grant:
         """Set who may read and change a collection (its owner and admins only); the owner stays
         as it was unless `owner` names another."""
-        current = self.library.access(collection)
-        return self.library.grant(collection, Grant(owner or current.owner, frozenset(read_teams),
-                                                    frozenset(write_teams), frozenset(read_roles),
-                                                    frozenset(write_roles)))
+        return self.library.grant(collection, Grant(owner, frozenset(read_teams), frozenset(write_teams),
+                                                    frozenset(read_roles), frozenset(write_roles)))
 
     @request("delete")
     def delete_collection(self, collection: str) -> None:

@@ -13,7 +13,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -109,12 +109,15 @@ class Library:
         return self._grant(self.index(collection))
 
     def grant(self, collection: str | None, grant: Grant) -> Grant:
-        """Set who may read and change the collection (its owner and admins only)."""
+        """Set who may read and change the collection (its owner and admins only); a grant that
+        names no owner keeps the current one."""
         name = self._name(collection)
         index = self.index(name)
         current = self._grant(index)
         if not self._owns(current):
             raise DocstackError(f"only the owner of collection '{name}' or an admin may change who reads it")
+        if grant.owner is None:
+            grant = replace(grant, owner=current.owner)
         self._put_grant(index, grant)
         return grant
 

@@ -92,17 +92,24 @@ def test_a_token_from_another_provider_is_refused(oidc):
 
 # -- collections --------------------------------------------------------------------------
 
+def two_teams(settings, embedder, oidc, folder) -> DocStack:
+    """hr's and engineering's collections (`hr-docs`, `eng-docs`), made by the admin, who is returned;
+    identity on. Neither is shared yet."""
+    settings = settings.model_copy(update={"oidc_issuer": oidc.issuer})
+    (folder / "hr").mkdir()
+    (folder / "hr" / "pay.md").write_text(f"# Pay\n\n{HR_SECRET}\n")
+    (folder / "eng").mkdir()
+    (folder / "eng" / "deploy.md").write_text(f"# Deploys\n\n{ENG_SECRET}\n")
+    admin = DocStack(settings, embedder=embedder, principal=Principal.from_claims(claims_of(oidc.token("root"))))
+    admin.ingest([folder / "hr"], collection="hr-docs")
+    admin.ingest([folder / "eng"], collection="eng-docs")
+    return admin
+
+
 @pytest.fixture
 def company(settings, embedder, tmp_path, oidc):
     """Two teams' collections, made and shared by the admin, identity on."""
-    settings = settings.model_copy(update={"oidc_issuer": oidc.issuer})
-    (tmp_path / "hr").mkdir()
-    (tmp_path / "hr" / "pay.md").write_text(f"# Pay\n\n{HR_SECRET}\n")
-    (tmp_path / "eng").mkdir()
-    (tmp_path / "eng" / "deploy.md").write_text(f"# Deploys\n\n{ENG_SECRET}\n")
-    admin = DocStack(settings, embedder=embedder, principal=Principal.from_claims(claims_of(oidc.token("root"))))
-    admin.ingest([tmp_path / "hr"], collection="hr-docs")
-    admin.ingest([tmp_path / "eng"], collection="eng-docs")
+    admin = two_teams(settings, embedder, oidc, tmp_path)
     admin.grant("hr-docs", read_teams=["hr"], write_teams=["hr"])
     admin.grant("eng-docs", read_teams=["engineering"])
     return admin, tmp_path
@@ -183,6 +190,16 @@ def test_readers_cannot_change_a_collection_and_writers_can(company, oidc, tmp_p
                                         collection="hr-docs")
     assert report.files == 1 and not report.errors
     assert any(d.name == "leave.md" for d in alice.documents("hr-docs"))
+
+
+def test_an_owner_who_shares_a_collection_stays_its_owner(company, oidc):
+    admin, _ = company
+    admin.grant("eng-docs", owner="bob", read_teams=["engineering"])
+    bob = as_user(admin, oidc, "bob")
+    bob.grant("eng-docs", read_teams=["engineering", "hr"])  # names no owner: bob keeps it
+    assert admin.access("eng-docs").owner == "bob"
+    bob.grant("eng-docs", read_teams=["engineering"])  # so he may change it again
+    assert admin.access("eng-docs").read_teams == {"engineering"}
 
 
 def test_only_admins_create_collections(company, oidc):
@@ -281,14 +298,7 @@ def test_cli_access_shows_and_sets_a_grant(company, oidc):
 @pytest.mark.stack
 def test_a_prompt_injection_cannot_reach_another_teams_collection(running_stack, embedder, oidc, tmp_path):
     """Through the real model: alice's question orders it to read engineering's collection."""
-    settings = running_stack.settings.model_copy(update={"home": tmp_path / "home", "oidc_issuer": oidc.issuer})
-    (tmp_path / "hr").mkdir()
-    (tmp_path / "hr" / "pay.md").write_text(f"# Pay\n\n{HR_SECRET}\n")
-    (tmp_path / "eng").mkdir()
-    (tmp_path / "eng" / "deploy.md").write_text(f"# Deploys\n\n{ENG_SECRET}\n")
-    admin = DocStack(settings, embedder=embedder, principal=Principal.from_claims(claims_of(oidc.token("root"))))
-    admin.ingest([tmp_path / "hr"], collection="hr-docs")
-    admin.ingest([tmp_path / "eng"], collection="eng-docs")
+    admin = two_teams(running_stack.settings.model_copy(update={"home": tmp_path / "home"}), embedder, oidc, tmp_path)
     admin.grant("hr-docs", read_teams=["hr"])
     alice = admin.as_user(oidc.token("alice"))
     hr_chunks = {hit.chunk_id for hit in admin.search("salary bands", collection="hr-docs", k=20)}
