@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from docstack import LOCAL, DocStack, DocstackError, Filters, Settings
+from docstack import LOCAL, DocStack, DocstackError, Filters, Principal, Settings
 from docstack.console import console, err_console
 from docstack.text import page_reference
 
@@ -33,15 +33,19 @@ Profile = Annotated[str | None, typer.Option("--profile", help="embedded (defaul
 PageFilter = Annotated[str | None, typer.Option("--pages", help="only these pages, e.g. 3 or 3-10")]
 
 
-def _docstack(**overrides) -> DocStack:
+def _docstack(principal: Principal | None = None, **overrides) -> DocStack:
     """A docstack as the signed-in user (DOCSTACK_TOKEN) when identity is on, else as the local admin."""
-    return DocStack(Settings(**{k: v for k, v in overrides.items() if v is not None}))
+    return DocStack(Settings(**{k: v for k, v in overrides.items() if v is not None}), principal=principal)
 
 
 def _operator(**overrides) -> DocStack:
     """A docstack for the commands that run services on this machine (up, down, status, models):
     they are the operator's, who needs no user token."""
-    return DocStack(Settings(**{k: v for k, v in overrides.items() if v is not None}), principal=LOCAL)
+    return _docstack(LOCAL, **overrides)
+
+
+def _who(principal: Principal) -> str:
+    return f"{escape(principal.name)} ({escape(principal.user)}) · teams: {', '.join(sorted(principal.teams)) or '-'}"
 
 
 def _print_json(data) -> None:
@@ -199,8 +203,7 @@ def login(
     ds = _operator()  # no user yet: signing in is how one gets there
     with err_console.status("waiting for the sign-in in your browser…"):
         who = ds.login(show)
-    console.print(f"signed in as {escape(who.name)} ({escape(who.user)}) · teams: "
-                  f"{', '.join(sorted(who.teams)) or '-'}")
+    console.print(f"signed in as {_who(who)}")
 
 
 @app.command()
@@ -216,8 +219,7 @@ def whoami(as_json: AsJson = False) -> None:
     if as_json:
         _print_json(who.to_json())
         return
-    console.print(f"{escape(who.name)} ({escape(who.user)}) · teams: {', '.join(sorted(who.teams)) or '-'}"
-                  f" · roles: {', '.join(sorted(who.roles)) or '-'}")
+    console.print(f"{_who(who)} · roles: {', '.join(sorted(who.roles)) or '-'}")
 
 
 @app.command()
