@@ -35,6 +35,13 @@ def corpus(tmp_path_factory, running_stack):
     return root
 
 
+def stack_env(settings) -> dict[str, str]:
+    """What points another process (the CLI, the web app) at the running stack and its collections."""
+    return {f"DOCSTACK_{key}": str(value) for key, value in
+            {"HOME": settings.home, "STACK_PORT": settings.stack_port, "GGUF": settings.gguf,
+             "N_CTX": settings.n_ctx}.items()}
+
+
 def test_answer_cites_the_right_file_and_page(running_stack, corpus):
     answer = running_stack.ask("How often must the Zephyr-9 pump be serviced?", collection="plant")
     assert "42" in answer.answer
@@ -47,9 +54,7 @@ def test_answer_cites_the_right_file_and_page(running_stack, corpus):
 
 
 def test_cli_ask_json_through_the_stack(running_stack, corpus):
-    s = running_stack.settings
-    env = {**os.environ, "DOCSTACK_HOME": str(s.home), "DOCSTACK_STACK_PORT": str(s.stack_port),
-           "DOCSTACK_GGUF": str(s.gguf), "DOCSTACK_N_CTX": str(s.n_ctx)}
+    env = {**os.environ, **stack_env(running_stack.settings)}
     result = subprocess.run(
         [sys.executable, "-m", "docstack.cli", "ask", "What does the canteen serve on Fridays?",
          "--collection", "plant", "--json"], capture_output=True, text=True, env=env, timeout=300)
@@ -89,9 +94,7 @@ def test_the_model_server_finishes_every_request_it_is_given_at_once(running_sta
 def test_questions_asked_at_once_all_get_their_answers(running_stack, corpus):
     """Several `docstack ask` at once against the real embedded stack: each waits its turn and
     gets its own cited answer (they used to come back empty, reported as abstentions)."""
-    s = running_stack.settings
-    env = {**os.environ, "DOCSTACK_HOME": str(s.home), "DOCSTACK_STACK_PORT": str(s.stack_port),
-           "DOCSTACK_GGUF": str(s.gguf), "DOCSTACK_N_CTX": str(s.n_ctx)}
+    env = {**os.environ, **stack_env(running_stack.settings)}
     questions = {"How often must the Zephyr-9 pump be serviced?": "42",
                  "What does the canteen serve on Fridays?": "soup",
                  "Where are the emergency exits of Building C?": "north",
@@ -134,17 +137,22 @@ def test_missing_model_file_is_a_clear_error(tmp_path):
         ds.up(with_ui=False)
 
 
-def test_web_page_answers_with_file_and_page(running_stack, corpus, monkeypatch):
+def ask_in_web_page(running_stack, monkeypatch, question: str):
+    """The web app (AppTest) on the running stack, `question` asked in collection plant."""
     from streamlit.testing.v1 import AppTest
 
-    s = running_stack.settings
-    for key, value in {"HOME": s.home, "STACK_PORT": s.stack_port, "GGUF": s.gguf, "N_CTX": s.n_ctx}.items():
-        monkeypatch.setenv(f"DOCSTACK_{key}", str(value))
+    for key, value in stack_env(running_stack.settings).items():
+        monkeypatch.setenv(key, value)
     page = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180)
     page.run()
     page.sidebar.selectbox[0].set_value("plant").run()
-    page.chat_input[0].set_value("How often must the Zephyr-9 pump be serviced?").run()
+    page.chat_input[0].set_value(question).run()
     assert not page.exception, page.exception
+    return page
+
+
+def test_web_page_answers_with_file_and_page(running_stack, corpus, monkeypatch):
+    page = ask_in_web_page(running_stack, monkeypatch, "How often must the Zephyr-9 pump be serviced?")
     cards = [m.value for m in page.markdown if m.value.startswith("**[")]
     # Passages are numbered in document order, so the cited one need not be [1].
     assert cards and re.fullmatch(r"\*\*\[\d\] plant-manual\.pdf\*\* · page 2", cards[0]), cards
@@ -176,11 +184,7 @@ def test_a_model_server_that_dies_mid_answer_is_named_in_one_line(running_stack,
     model server, the Python API raises it, and the web app's chat shows it."""
     import signal
 
-    from streamlit.testing.v1 import AppTest
-
-    s = running_stack.settings
-    env = {**os.environ, "DOCSTACK_HOME": str(s.home), "DOCSTACK_STACK_PORT": str(s.stack_port),
-           "DOCSTACK_GGUF": str(s.gguf), "DOCSTACK_N_CTX": str(s.n_ctx)}
+    env = {**os.environ, **stack_env(running_stack.settings)}
     question = "Describe the safety briefing, the pump maintenance schedule and the emergency exits in detail."
     asking = subprocess.Popen([sys.executable, "-m", "docstack.cli", "ask", question, "--collection", "plant"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -192,13 +196,7 @@ def test_a_model_server_that_dies_mid_answer_is_named_in_one_line(running_stack,
         assert err.decode().count("\n") == 1 and "the model server has stopped (its log: " in err.decode(), err
         with pytest.raises(DocstackError, match=r"^no model could answer: the model server has stopped .*docstack up"):
             running_stack.ask("How often must the Zephyr-9 pump be serviced?", collection="plant")
-        for key, value in {"HOME": s.home, "STACK_PORT": s.stack_port, "GGUF": s.gguf, "N_CTX": s.n_ctx}.items():
-            monkeypatch.setenv(f"DOCSTACK_{key}", str(value))
-        page = AppTest.from_file(str(ROOT / "ui" / "app.py"), default_timeout=180)
-        page.run()
-        page.sidebar.selectbox[0].set_value("plant").run()
-        page.chat_input[0].set_value("How often must the Zephyr-9 pump be serviced?").run()
-        assert not page.exception, page.exception
+        page = ask_in_web_page(running_stack, monkeypatch, "How often must the Zephyr-9 pump be serviced?")
         assert [e.value for e in page.error if "the model server has stopped" in e.value], [e.value for e in page.error]
     finally:
         asking.kill()
