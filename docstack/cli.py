@@ -307,7 +307,8 @@ def ask(
                                            (answer.safety.dropped_chunks, "passages dropped by the safety check")) if n]
     if answer.wait_seconds >= 0.5:
         notes.append(f"waited {answer.wait_seconds:.1f}s for the model")
-    console.print(f"[dim]{answer.model} · {answer.seconds:.1f}s" + "".join(f" · {n}" for n in notes) + "[/dim]")
+    # No model wrote small talk's reply: the line then starts with the time.
+    console.print("[dim]" + " · ".join(p for p in (answer.model, f"{answer.seconds:.1f}s", *notes) if p) + "[/dim]")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,15 @@ def test_ask_without_a_stack_is_one_clear_line(tmp_path, corpus):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "docstack up" in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_greeting_is_greeted_back_without_a_stack(tmp_path, corpus):
+    run_cli(["ingest", str(corpus / "notes.md")], tmp_path / "home")
+    result = run_cli(["ask", "Hi there!"], tmp_path / "home")  # no model, no search: no stack needed
+    assert result.returncode == 0, result.stderr
+    reply, timing = result.stdout.strip().splitlines()
+    assert reply.startswith("Hello!") and re.fullmatch(r"\d+\.\ds", timing), result.stdout  # no empty model name
+    assert "small talk" in result.stderr
 
 
 def test_unknown_collection_is_one_clear_line(tmp_path):
