@@ -37,8 +37,8 @@ class Settings(BaseSettings):
     # collections created from now on) and the HNSW index's build and search parameters.
     index_pool_size: int = 4
     index_text_language: str = "english"
-    index_hnsw_m: int = 16
-    index_hnsw_ef_construction: int = 64
+    index_hnsw_m: int = 32
+    index_hnsw_ef_construction: int = 128
     index_hnsw_ef_search: int = 40
 
     # Ingestion. 200 word pieces stays under all-MiniLM-L6-v2's 256-token limit with room

@@ -10,6 +10,7 @@ to the same behaviour."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -185,6 +186,10 @@ class ChunkIndex(Protocol):
 
     def flush(self) -> None:
         """Make what was written cheap to open again (caches saved)."""
+
+    def bulk(self) -> AbstractContextManager[None]:
+        """Many writes ahead (a migrate, a first load): the index may leave its search structures
+        to the end of the block and build them once. Searches in the meantime stay correct."""
 
     def size_bytes(self) -> int: ...
 

@@ -214,3 +214,19 @@ def test_state_values_round_trip_by_kind_and_key(index):
     assert list(index.states("job")) == ["a"]
     index.delete_state("job")
     assert index.states("job") == {} and index.states("cache") == {"a": {"text": "x"}}
+
+
+def test_writes_in_a_bulk_block_are_found_during_and_after_it(index):
+    index.write([doc("before.md", ["an older passage on gaskets"], seed=3)])
+    with index.bulk():
+        loaded = [doc(f"bulk-{i}.md", [f"bulk passage {i} on pumps", f"bulk passage {i} on valves"], seed=10 + i)
+                  for i in range(5)]
+        for document in loaded:
+            index.write([document])
+        best = index.dense_search(loaded[2].vectors[1], 1)[0][0]
+        assert best in {c.chunk_id for c in index.chunks("/docs/bulk-2.md")}
+    for document in loaded:
+        best = index.dense_search(document.vectors[0], 1)[0][0]
+        assert index.fetch([best])[best].path == document.path
+    assert index.stats().chunks == 11 and index.verify() == []
+    assert index.keyword_search("gaskets", 3)

@@ -195,3 +195,61 @@ def test_a_selective_filter_is_searched_exactly_where_the_hnsw_scan_would_stop_s
         assert hits[0][0] == best.chunk_id
     finally:
         backend.close()
+
+
+def hnsw_definition(url: str, name: str) -> str | None:
+    with psycopg.connect(url) as conn:
+        (table_id,) = conn.execute("SELECT id FROM docstack_collections WHERE name = %s", (name,)).fetchone()
+        row = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                           (schema.vector_index_name(table_id),)).fetchone()
+    return row[0] if row else None
+
+
+# A bulk load in its own process, killed between its writes. argv: url, marks.
+BULK = """
+import sys, time, numpy as np
+from docstack.index.base import Chunk, Document
+from docstack.index.postgres.backend import PostgresBackend
+from docstack.index.postgres.config import PostgresIndexConfig
+index = PostgresBackend(PostgresIndexConfig.from_url(sys.argv[1])).open("bulk", "pg-test-model", 16)
+with index.bulk():
+    vectors = np.eye(16, dtype=np.float32)
+    index.write([Document("/docs/a.md", "docs/a.md", "a", 1, 10, 0.0,
+                          [Chunk(f"passage {i}", 1, None, 0, 9) for i in range(16)], vectors)])
+    open(sys.argv[2], "w").write("written")
+    time.sleep(600)
+"""
+
+
+def test_a_bulk_load_builds_the_hnsw_index_once_at_its_end_as_the_collection_had_it(postgres_url):
+    backend = PostgresBackend(PostgresIndexConfig.from_url(postgres_url, hnsw_m=12, hnsw_ef_construction=40))
+    try:
+        index = backend.open("bulk", MODEL, DIM)
+        before = hnsw_definition(postgres_url, "bulk")
+        assert "m='12'" in before and "ef_construction='40'" in before
+        with index.bulk():
+            assert hnsw_definition(postgres_url, "bulk") is None
+            # Another process opening the collection meanwhile leaves the index to the bulk load.
+            PostgresBackend(PostgresIndexConfig.from_url(postgres_url)).open("bulk", MODEL, DIM)
+            assert hnsw_definition(postgres_url, "bulk") is None
+        assert hnsw_definition(postgres_url, "bulk") == before
+    finally:
+        backend.close()
+
+
+def test_a_bulk_load_killed_midway_gets_its_hnsw_index_from_the_next_open(backend, postgres_url, tmp_path):
+    marks = tmp_path / "marks"
+    proc = subprocess.Popen([sys.executable, "-c", BULK, postgres_url, str(marks)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not marks.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marks.exists(), proc.stderr.read() if proc.poll() is not None else "the bulk load did not write"
+    assert hnsw_definition(postgres_url, "bulk") is None
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    index = backend.open("bulk", MODEL, DIM)
+    assert "hnsw" in hnsw_definition(postgres_url, "bulk")
+    assert index.stats().chunks == 16 and index.verify() == []
+    probe = np.eye(DIM, dtype=np.float32)[3]
+    assert index.fetch([index.dense_search(probe, 1)[0][0]]).popitem()[1].text == "passage 3"

@@ -67,6 +67,8 @@ class PostgresBackend:
             raise DocstackError(f"collection '{name}' in {self.config.safe_dsn()} was built with {row.model} "
                                 f"({row.dimension}-d), not {model} ({dimension}-d); use the same embedding model "
                                 f"or run `docstack reindex`")
+        with self.pool.connection() as conn:
+            schema.ensure_vector_index(conn, row.table_id, self.config.hnsw_m, self.config.hnsw_ef_construction)
         return PostgresIndex(self.pool, self.config, row)
 
     def _create(self, name: str, model: str, dimension: int) -> list[tuple]:

@@ -108,6 +108,39 @@ def terms_table(table_id: int) -> sql.Identifier:
     return sql.Identifier(f"docstack_terms_{table_id}")
 
 
+def vector_index_name(table_id: int) -> str:
+    """The HNSW index's name: the one PostgreSQL gave it unnamed (table_column_idx), so collections
+    made before it was named explicitly have it too."""
+    return f"docstack_chunks_{table_id}_embedding_idx"
+
+
+def create_vector_index(conn: psycopg.Connection, table_id: int, m: int, ef_construction: int) -> None:
+    """The HNSW index by cosine; built in one pass over the table (in parallel, as
+    max_parallel_maintenance_workers allows) when the table is already full."""
+    conn.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops) "
+                         "WITH (m = {}, ef_construction = {})").format(
+        sql.Identifier(vector_index_name(table_id)), chunks_table(table_id), sql.Literal(m),
+        sql.Literal(ef_construction)))
+
+
+def ensure_vector_index(conn: psycopg.Connection, table_id: int, m: int, ef_construction: int) -> None:
+    """Build the HNSW index if a bulk load was killed before it could (`PostgresIndex.bulk`), unless
+    a bulk load is under way now: it holds the lock, and builds the index when it ends."""
+    if conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (vector_index_name(table_id),)).fetchone():
+        return
+    if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (bulk_lock(table_id),)).fetchone()[0]:
+        return
+    try:
+        create_vector_index(conn, table_id, m, ef_construction)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (bulk_lock(table_id),))
+
+
+def bulk_lock(table_id: int) -> str:
+    """The session lock a bulk load of the collection holds (an advisory lock's name)."""
+    return f"docstack-bulk:{table_id}"
+
+
 def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension: int, language: str,
                              m: int, ef_construction: int) -> None:
     """A collection's tables and indexes. The keyword index is a tsvector generated from the
@@ -115,7 +148,7 @@ def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension:
     words = sql.SQL("to_tsvector({}::regconfig, coalesce(section, '') || ' ' || text)").format(sql.Literal(language))
     names = {"chunks": chunks_table(table_id), "documents": documents_table(table_id), "terms": terms_table(table_id),
              "words": words,
-             "dim": sql.Literal(dimension), "m": sql.Literal(m), "efc": sql.Literal(ef_construction)}
+             "dim": sql.Literal(dimension)}
     statements = [
         """CREATE TABLE {documents} (
             path text PRIMARY KEY,
@@ -155,10 +188,10 @@ def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension:
         "CREATE INDEX ON {chunks} (path)",
         "CREATE INDEX ON {chunks} (source, page)",  # filters are counted from it alone
         "CREATE INDEX ON {chunks} USING gin (tsv)",
-        "CREATE INDEX ON {chunks} USING hnsw (embedding vector_cosine_ops) WITH (m = {m}, ef_construction = {efc})",
     ]
     for statement in statements:
         conn.execute(sql.SQL(statement).format(**names))
+    create_vector_index(conn, table_id, m, ef_construction)
 
 
 def drop_collection_tables(conn: psycopg.Connection, table_id: int) -> None:

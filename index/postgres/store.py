@@ -12,7 +12,8 @@ import hashlib
 import math
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,8 @@ from docstack.console import DocstackError
 from docstack.index.base import Document, DocumentRecord, Filters, IndexStats, Scored, StoredChunk
 from docstack.index.keywords import KEYWORD_POSTINGS_BUDGET, query_terms, rarest_within_budget
 from docstack.index.postgres.config import PostgresIndexConfig
-from docstack.index.postgres.schema import chunks_table, documents_table, terms_table
+from docstack.index.postgres.schema import (bulk_lock, chunks_table, create_vector_index, documents_table,
+                                            terms_table, vector_index_name)
 
 # FTS5's bm25() constants, so that both backends rank keyword hits alike.
 BM25_K1 = 1.2
@@ -311,6 +313,31 @@ class PostgresIndex:
         refreshes the planner's statistics (HNSW or an exact scan, bitmap or sequential)."""
         with self._pool.connection() as conn:
             conn.execute(sql.SQL("VACUUM (ANALYZE) {}, {}").format(self._chunks, self._documents))
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Drop the HNSW index for the block and build it once at its end, in one parallel pass:
+        inserting a million chunks into the graph one by one takes hours on 2 cores, the pass
+        minutes (bench/bench_postgres.py). Searches meanwhile scan exactly: right, but slower. The
+        session lock keeps other processes from building the index half-way; if this process is
+        killed, the next one to open the collection builds it (`schema.ensure_vector_index`)."""
+        with self._pool.connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (bulk_lock(self._table_id),))
+            try:
+                row = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
+                                   (vector_index_name(self._table_id),)).fetchone()
+                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
+                    sql.Identifier(vector_index_name(self._table_id))))
+                try:
+                    yield
+                finally:
+                    if row:  # as it was built: the collection keeps its own m and ef_construction
+                        conn.execute(row[0])
+                    else:
+                        create_vector_index(conn, self._table_id, self._config.hnsw_m,
+                                            self._config.hnsw_ef_construction)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (bulk_lock(self._table_id),))
 
     def close(self) -> None:
         """Nothing to release: connections belong to the backend's pool."""

@@ -339,6 +339,11 @@ class SqliteIndex:
                 self.index.save(self.path, self.generation)
                 self._unsaved = 0
 
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Nothing to defer: FAISS takes vectors in as they come and is saved by `flush`."""
+        yield
+
     def close(self) -> None:
         self.db.close()
 
