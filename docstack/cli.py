@@ -714,13 +714,18 @@ def eval_answers(
     model: Annotated[str | None, typer.Option("--model", "-m", help="model id served by the stack")] = None,
     limit: Limit = None,
     collection: Collection = None,
+    details: Annotated[Path | None, typer.Option("--details", help="also write each question's answer and "
+                                                 "how it was scored to this JSONL file")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Answer accuracy, abstention precision and recall, and latency, through the running stack."""
     from docstack.eval import harness
 
     ds = _docstack()
-    result = _counting("asking", lambda p: harness.answers(ds, dataset, model, limit, collection, p))
+    result = _counting("asking", lambda p: harness.answers(ds, dataset, model, limit, collection, p,
+                                                           details is not None))
+    if details is not None:
+        details.write_text("".join(json.dumps(row) + "\n" for row in result.pop("per_question")), encoding="utf-8")
     if as_json:
         _print_json(result)
         return

@@ -78,8 +78,9 @@ def is_correct(answer: str, accepted: list[str]) -> bool:
 
 
 def evaluate(ask: Callable[[str], object], questions: list[Question],
-             on_progress: Callable[[int, int], None] | None = None) -> dict:
-    """`ask(question)` returns a docstack Answer. Returns accuracy, abstention, citation and latency figures."""
+             on_progress: Callable[[int, int], None] | None = None, details: bool = False) -> dict:
+    """`ask(question)` returns a docstack Answer. Returns accuracy, abstention, citation and latency
+    figures; with `details`, also each question's answer and how it was scored (`per_question`)."""
     rows = []
     for n, question in enumerate(questions, start=1):
         try:
@@ -110,4 +111,21 @@ def evaluate(ask: Callable[[str], object], questions: list[Question],
         "median_seconds": round(statistics.median(seconds or [0.0]), 3),
         "p95_seconds": round(float(np.percentile(seconds, 95)), 3) if seconds else 0.0,
         "errors": [{"question": q.id, "error": error} for q, _, error in rows if error][:10],
+        **({"per_question": [scored(q, a, error) for q, a, error in rows]} if details else {}),
     }
+
+
+def scored(question: Question, answer, error: str | None) -> dict:
+    """One question's answer as the figures above judged it (for reading failures one by one)."""
+    row = {"id": question.id, "question": question.text, "answerable": question.answerable,
+           "accepted": question.answers, "error": error}
+    if answer is None:
+        return row
+    return {**row, "answer": answer.answer, "abstained": answer.abstained, "seconds": answer.seconds,
+            "correct": is_correct(answer.answer, question.answers),
+            "correct_normalised": is_correct_normalised(answer.answer, question.answers),
+            "f1": round(f1(answer.answer, question.answers), 4),
+            "citations": [{"n": c.n, "source": c.source, "page": c.page, "text": c.text,
+                           "holds_answer": is_correct_normalised(c.text, question.answers)} for c in answer.citations],
+            "unsupported": list(getattr(answer, "unsupported", [])),
+            "passages": [h.text for h in getattr(answer, "context", [])]}

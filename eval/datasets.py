@@ -3,7 +3,8 @@
 Two layouts are read:
 - docstack's own (as ``shared/data/squad-dev``): ``docs/`` and ``questions.jsonl`` with ``id``,
   ``question``, ``answers``, ``answerable``, ``source`` and ``paragraph`` (0-based index of the
-  gold paragraph among the blank-line-separated blocks after the title);
+  gold paragraph among the blank-line-separated blocks after the title; without it a question
+  counts for answers only, as in ``bench/data/python-docs``, whose documents are HTML);
 - BEIR: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/*.tsv``; the corpus is written out as one
   text file per document so that it goes through the same ingestion as anything else."""
 
@@ -70,11 +71,15 @@ def _load_docstack(path: Path) -> Dataset:
             continue
         try:
             q = json.loads(line)
-            start, end = spans[q["source"]][q["paragraph"]]
+            gold = {}
+            # Without a gold paragraph a question counts for answers only, not for retrieval.
+            if q.get("answerable", True) and "paragraph" in q:
+                start, end = spans[q["source"]][q["paragraph"]]
+                gold = {f"{q['source']}#{start}-{end}": 1.0}
+            text = q["question"]
         except (ValueError, KeyError, IndexError) as exc:
             raise DocstackError(f"questions.jsonl line {n}: {exc.__class__.__name__}: {exc}") from None
-        gold = {f"{q['source']}#{start}-{end}": 1.0} if q.get("answerable", True) else {}
-        questions.append(Question(str(q["id"]), q["question"], list(q.get("answers", [])),
+        questions.append(Question(str(q["id"]), text, list(q.get("answers", [])),
                                   bool(q.get("answerable", True)), gold))
 
     def unit_of(hit: Hit) -> list[str]:

@@ -35,7 +35,7 @@ def retrieval(ds: DocStack, path: Path, modes: list[str], limit: int | None = No
 
 
 def answers(ds: DocStack, path: Path, model: str | None = None, limit: int | None = None,
-            collection: str | None = None, on_progress: Progress | None = None) -> dict:
+            collection: str | None = None, on_progress: Progress | None = None, details: bool = False) -> dict:
     dataset, name = prepare(ds, path, collection)
     questions = dataset.sample(limit)
     served: list[str] = []  # what answered: the router may pick, or fall back to, another model
@@ -45,5 +45,5 @@ def answers(ds: DocStack, path: Path, model: str | None = None, limit: int | Non
         served.append(answer.model)
         return answer
 
-    result = answer_eval.evaluate(ask, questions, on_progress)
+    result = answer_eval.evaluate(ask, questions, on_progress, details)
     return {"dataset": dataset.name, "model": ", ".join(dict.fromkeys(served)) or model or "none answered", **result}

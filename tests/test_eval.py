@@ -9,6 +9,7 @@ from docstack.eval.answers import citation_figures, evaluate, f1, is_correct, is
 from docstack.eval.datasets import Question, load
 from docstack.rag.answer import Answer, Citation
 from docstack.eval.retrieval import metrics, ranked_gains
+from tests.conftest import ROOT
 
 
 def test_metrics_on_a_hand_ranked_example():
@@ -67,6 +68,30 @@ def test_citation_coverage_and_precision_look_inside_the_cited_passage():
                        "answers_with_unsupported_sentences": 0.5}
     result = evaluate(lambda text: cited, [q])
     assert (result["accuracy"], result["accuracy_normalised"], result["citation_coverage"]) == (1.0, 1.0, 1.0)
+    assert "per_question" not in result
+    [row] = evaluate(lambda text: cited, [q], details=True)["per_question"]
+    assert (row["id"], row["correct"], row["abstained"]) == ("q1", True, False)
+    assert [c["holds_answer"] for c in row["citations"]] == [True, False]
+
+
+def test_a_dataset_question_without_a_gold_paragraph_counts_for_answers_only(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.html").write_text("<h1>json</h1><p>Use sort_keys to sort keys.</p>")
+    rows = [{"id": "a", "question": "Which argument sorts keys?", "answers": ["sort_keys"], "answerable": True,
+             "source": "page.html"}, {"id": "u", "question": "Which port?", "answers": [], "answerable": False}]
+    (tmp_path / "questions.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    dataset = load(tmp_path, tmp_path / "cache")
+    assert [(q.id, q.answerable, q.gold) for q in dataset.questions] == [("a", True, {}), ("u", False, {})]
+
+
+def test_the_python_docs_corpus_loads_and_every_accepted_answer_is_in_its_page():
+    dataset = load(ROOT / "bench" / "data" / "python-docs", ROOT / "build" / "unused")
+    assert (sum(q.answerable for q in dataset.questions), sum(not q.answerable for q in dataset.questions)) == (42, 23)
+    lines = [json.loads(line) for line in (dataset.docs.parent / "questions.jsonl").read_text().splitlines()]
+    for row in lines:
+        if row["answerable"]:
+            page = (dataset.docs / row["source"]).read_text(encoding="utf-8")
+            assert any(a.replace("`", "").split("(")[0].strip() in page for a in row["answers"]), row["id"]
 
 
 def test_retrieval_harness_on_a_small_dataset(docstack, squad_like):
