@@ -729,7 +729,30 @@ def eval_answers(
     if as_json:
         _print_json(result)
         return
-    table = Table(title=f"answers on {result['dataset']} with {result['model']}")
+    _print_answer_figures(result, f"answers on {result['dataset']} with {result['model']}")
+
+
+@eval_app.command("rescore")
+def eval_rescore(
+    details: Annotated[Path, typer.Argument(help="a JSONL file written by `eval answers --details`")],
+    as_json: AsJson = False,
+) -> None:
+    """The answer figures again from saved answers (after a change to the scoring); no stack needed."""
+    from docstack.eval.answers import rescored
+
+    try:
+        rows = [json.loads(line) for line in details.read_text(encoding="utf-8").splitlines() if line.strip()]
+        result = rescored(rows)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DocstackError(f"{details}: not a file of `eval answers --details` ({exc.__class__.__name__}: {exc})")
+    if as_json:
+        _print_json(result)
+        return
+    _print_answer_figures(result, f"answers in {details.name}, scored again")
+
+
+def _print_answer_figures(result: dict, title: str) -> None:
+    table = Table(title=title)
     table.add_column("measure")
     table.add_column("value", justify="right")
     for key in ("questions", "answerable", "unanswerable", "accuracy", "accuracy_normalised", "f1",

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     index_text_language: str = "english"
     index_hnsw_m: int = 32
     index_hnsw_ef_construction: int = 128
-    index_hnsw_ef_search: int = 40
+    index_hnsw_ef_search: int = 100
 
     # Ingestion. 200 word pieces stays under all-MiniLM-L6-v2's 256-token limit with room
     # for the special tokens, so nothing is cut silently at embedding time.

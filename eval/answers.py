@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import statistics
+import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import numpy as np
 
 from docstack.console import DocstackError
 from docstack.eval.datasets import Question
+from docstack.rag.answer import Answer, Citation
 from docstack.text import without_markers
 
 
@@ -35,7 +37,9 @@ def squad_tokens(text: str) -> list[str]:
     """SQuAD's answer normalisation (lower case, punctuation and articles removed), as tokens,
     with number words as digits and [n] markers dropped."""
     text = without_markers(text).casefold()
-    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    # SQuAD drops string.punctuation, which holds symbols Unicode does not call punctuation: the
+    # backticks of `defaultdict` (code answers) made it a token of its own, and no match.
+    text = "".join(" " if c in string.punctuation or unicodedata.category(c).startswith("P") else c for c in text)
     return [_NUMBER_WORDS.get(t, t) for t in text.split() if t not in ("a", "an", "the")]
 
 
@@ -89,6 +93,14 @@ def evaluate(ask: Callable[[str], object], questions: list[Question],
             rows.append((question, None, str(exc)))
         if on_progress:
             on_progress(n, len(questions))
+    result = figures(rows)
+    if details:
+        result["per_question"] = [scored(q, a, error) for q, a, error in rows]
+    return result
+
+
+def figures(rows: list[tuple[Question, object, str | None]]) -> dict:
+    """The figures over (question, answer or None, error or None) rows."""
     done = [(q, a) for q, a, error in rows if not error]
     answerable = [(q, a) for q, a in done if q.answerable]
     unanswerable = [(q, a) for q, a in done if not q.answerable]
@@ -111,8 +123,22 @@ def evaluate(ask: Callable[[str], object], questions: list[Question],
         "median_seconds": round(statistics.median(seconds or [0.0]), 3),
         "p95_seconds": round(float(np.percentile(seconds, 95)), 3) if seconds else 0.0,
         "errors": [{"question": q.id, "error": error} for q, _, error in rows if error][:10],
-        **({"per_question": [scored(q, a, error) for q, a, error in rows]} if details else {}),
     }
+
+
+def rescored(per_question: list[dict]) -> dict:
+    """`figures` again from saved `per_question` rows (`eval answers --details`): after a change to
+    the scoring, the answers already given are judged again without asking a model."""
+    rows = []
+    for row in per_question:
+        question = Question(row["id"], row["question"], row["accepted"], row["answerable"])
+        if row.get("error") or "answer" not in row:
+            rows.append((question, None, row.get("error") or "no answer recorded"))
+            continue
+        citations = [Citation(c["n"], 0, c["source"], c["page"], c["text"]) for c in row["citations"]]
+        rows.append((question, Answer(row["answer"], citations, "", row["abstained"], row["seconds"],
+                                      unsupported=row["unsupported"]), None))
+    return figures(rows)
 
 
 def scored(question: Question, answer, error: str | None) -> dict:
@@ -129,3 +155,4 @@ def scored(question: Question, answer, error: str | None) -> dict:
                            "holds_answer": is_correct_normalised(c.text, question.answers)} for c in answer.citations],
             "unsupported": list(getattr(answer, "unsupported", [])),
             "passages": [h.text for h in getattr(answer, "context", [])]}
+

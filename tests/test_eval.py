@@ -5,11 +5,11 @@ import json
 import pytest
 
 from docstack.eval import harness
-from docstack.eval.answers import citation_figures, evaluate, f1, is_correct, is_correct_normalised
+from docstack.eval.answers import citation_figures, evaluate, f1, is_correct, is_correct_normalised, rescored
 from docstack.eval.datasets import Question, load
 from docstack.rag.answer import Answer, Citation
 from docstack.eval.retrieval import metrics, ranked_gains
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli
 
 
 def test_metrics_on_a_hand_ranked_example():
@@ -53,6 +53,9 @@ def test_normalised_scoring_is_squads_with_number_words():
     assert is_correct_normalised("There were eight of them [1].", ["8"])
     assert is_correct_normalised("In the 10th century.", ["the 10th century"])
     assert not is_correct_normalised("It was 18 days.", ["8"])  # whole tokens, not substrings
+    # Code answers: backticks and brackets are punctuation too (string.punctuation, as SQuAD's script).
+    assert is_correct_normalised("The subclass is `defaultdict` [1].", ["defaultdict"])
+    assert is_correct_normalised("Use `add_subparsers()`.", ["add_subparsers"])
     assert f1("the Normans, in France [1]", ["Normans"]) == 2 * (1 / 3) * 1 / (1 / 3 + 1)
     assert f1("nothing alike", ["Rollo"]) == 0.0
 
@@ -72,6 +75,22 @@ def test_citation_coverage_and_precision_look_inside_the_cited_passage():
     [row] = evaluate(lambda text: cited, [q], details=True)["per_question"]
     assert (row["id"], row["correct"], row["abstained"]) == ("q1", True, False)
     assert [c["holds_answer"] for c in row["citations"]] == [True, False]
+
+
+def test_saved_answers_are_scored_again_to_the_same_figures(tmp_path):
+    right = Question("q1", "When was it released?", ["September 25, 2024"], answerable=True)
+    none = Question("q2", "Who won?", [], answerable=False)
+    cited = [Citation(1, 1, "a.md", 2, "Released September 25, 2024.")]
+    answers = {right.text: Answer("On `September 25, 2024` [1].", cited, "m", False, 1.5),
+               none.text: Answer("The documents do not contain the answer.", [], "m", True, 0.5)}
+    full = evaluate(lambda text: answers[text], [right, none], details=True)
+    details = tmp_path / "details.jsonl"
+    details.write_text("".join(json.dumps(row) + "\n" for row in full.pop("per_question")))
+    assert rescored([json.loads(line) for line in details.read_text().splitlines()]) == full
+    done = run_cli(["eval", "rescore", str(details), "--json"], tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout) == full
+    missing = run_cli(["eval", "rescore", str(tmp_path / "missing.jsonl")], tmp_path)
+    assert missing.returncode != 0 and "missing.jsonl" in missing.stderr
 
 
 def test_a_dataset_question_without_a_gold_paragraph_counts_for_answers_only(tmp_path):

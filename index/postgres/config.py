@@ -19,7 +19,7 @@ class PostgresIndexConfig(BaseModel):
     text_language: str = "english"  # a PostgreSQL text search configuration: english, simple, german...
     hnsw_m: int = Field(default=32, ge=2, le=100)
     hnsw_ef_construction: int = Field(default=128, ge=4, le=1000)
-    hnsw_ef_search: int = Field(default=40, ge=1, le=1000)
+    hnsw_ef_search: int = Field(default=100, ge=1, le=1000)
     connect_timeout: int = Field(default=5, ge=1)
 
     @field_validator("text_language")
