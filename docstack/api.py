@@ -42,7 +42,7 @@ from docstack.ingest.pipeline import IngestReport, ProgressCallback
 from docstack.library import DocumentInfo, Library, MigrationReport
 from docstack.rag.answer import Answer, AnswerStream
 from docstack.rag.conversation import QuestionRewriter, Turn
-from docstack.rag.pipeline import (AnswerPipeline, Cite, Generate, Pack, Question, Retrieve, ScreenContext,
+from docstack.rag.pipeline import (AnswerPipeline, Cite, Generate, Ground, Pack, Question, Retrieve, ScreenContext,
                                    ScreenInput, ScreenOutput)
 from docstack.rag.prompt import ABSTAIN_TEXT, SYSTEM_PROMPT
 from docstack.rag.rerank import CrossEncoderReranker
@@ -291,7 +291,8 @@ class DocStack:
             ScreenInput(guard), Retrieve(search, self.settings.min_score),
             ScreenContext(guard), self._pack, self._generate, ScreenOutput(guard), Cite(self.embedder.embed),
             default_model=self.settings.model_id,
-            whole_document=lambda q: whole.run(q.text, q.filters, q.k, q.model) if q.image is None else None)
+            whole_document=lambda q: whole.run(q.text, q.filters, q.k, q.model) if q.image is None else None,
+            grounding=Ground() if self.settings.answer_grounding else None)
 
     @request("ask")
     def stream(

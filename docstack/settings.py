@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Calibrated on squad-dev: the best chunk of 99% of answerable questions scores >= 0.27,
     # off-topic questions score 0.15-0.26.
     min_score: float = 0.25
+    # An answer whose new words are in none of its passages is given as "not found" (rag/grounding.py);
+    # off: every reply the model writes is given, its unsupported sentences marked.
+    answer_grounding: bool = True
     max_answer_tokens: int = 384
     preview_dpi: int = 80  # the web app's pictures of cited PDF pages
     temperature: float = 0.0

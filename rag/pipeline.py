@@ -23,6 +23,7 @@ import docstack.telemetry as telemetry
 from docstack.index.base import Filters
 from docstack.rag.answer import Answer, AnswerStream, Citation
 from docstack.rag.cite import Embed, cite
+from docstack.rag.grounding import Grounding, ground
 from docstack.rag.prompt import ABSTAIN_TEXT, PromptBuilder, is_abstention
 from docstack.rag.retrieve import Hit, Mode, Retrieved
 from docstack.rag.smalltalk import SmallTalk
@@ -102,8 +103,8 @@ class Pack:
 
 class Generation:
     """The answer as the first model of the route that answers writes it, drawn once the model
-    server has a turn free. After iterating: `choice` (who answered) and `waited` (seconds in
-    the queue)."""
+    server has a turn free. After iterating: `choice` (who answered), `waited` (seconds in the
+    queue) and `reply` (what the model wrote, before the output shield redacted anything)."""
 
     def __init__(self, fallback: Fallback, queue: ModelQueue, on_wait: WaitCallback | None, parent=None):
         self.fallback = fallback
@@ -112,6 +113,11 @@ class Generation:
         self.parent = parent  # the answer's span: this one is read later, outside the call that made it
         self.waited = 0.0
         self.pieces = 0  # streamed pieces of the answer: a token each from llama.cpp, vLLM and Ollama
+        self._written: list[str] = []
+
+    @property
+    def reply(self) -> str:
+        return "".join(self._written)
 
     @property
     def choice(self):
@@ -124,6 +130,7 @@ class Generation:
                 self.waited = waited
                 for piece in self.fallback:
                     self.pieces += 1
+                    self._written.append(piece)
                     yield piece
         except BaseException as exc:
             span.fail(exc)
@@ -180,6 +187,17 @@ class Cite:
         return text, [dataclasses.replace(c, text=output.scrub(c.text)) for c in citations], unsupported
 
 
+class Ground:
+    """Whether the answer says something its passages hold (docstack.rag.grounding). An answer
+    that does not is not given as one: it abstains, the model's reply kept as unsupported."""
+
+    def run(self, question: str, text: str, hits: list[Hit]) -> Grounding:
+        return ground(question, text, [hit.text for hit in hits])
+
+
+NOT_GROUNDED = "not answered: no passage holds what the model's reply says (it is listed as not found)"
+
+
 # A question top-k retrieval cannot answer ("how many times...", "summarise chapter 4"), answered
 # from the whole document (docstack.analysis.whole); None: the usual path.
 WholeDocument = Callable[[Question], Answer | None]
@@ -188,8 +206,10 @@ WholeDocument = Callable[[Question], Answer | None]
 class AnswerPipeline:
     def __init__(self, screen_input: ScreenInput, retrieve: Retrieve, screen_context: ScreenContext, pack: Pack,
                  generate: Generate, screen_output: ScreenOutput, cite: Cite, default_model: str = "",
-                 whole_document: WholeDocument | None = None, small_talk: SmallTalk | None = None):
+                 whole_document: WholeDocument | None = None, small_talk: SmallTalk | None = None,
+                 grounding: Ground | None = None):
         self.default_model = default_model  # named in a refusal, where no model was asked
+        self.grounding = grounding  # None: every reply is given
         self.whole_document = whole_document
         self.small_talk = small_talk or SmallTalk()
         self.screen_input = screen_input
@@ -255,6 +275,13 @@ class AnswerPipeline:
             abstained = not evidence or is_abstention(text, question.text)
             citations: list[Citation] = []
             unsupported: list[str] = []
+            notices = list(route.notices)
+            if not abstained and not safety.blocked and self.grounding is not None:
+                # Judged on what the model wrote: a redacted address came from a passage too.
+                if not self.grounding.run(question.text, generation.reply, choice.prompt.hits).grounded:
+                    trace.set_attribute("docstack.grounded", False)
+                    text, unsupported, abstained = ABSTAIN_TEXT, [text], True
+                    notices.append(NOT_GROUNDED)
             if not abstained and not safety.blocked:
                 with telemetry.span("docstack.cite", trace) as span:
                     text, citations, unsupported = self.cite.run(text, choice.prompt.hits, retrieved, output)
@@ -265,7 +292,7 @@ class AnswerPipeline:
                 answer=text if evidence else ABSTAIN_TEXT, citations=citations, model=choice.spec.stack_id,
                 abstained=abstained, seconds=round(time.perf_counter() - started, 3),
                 first_token_seconds=None if first_token is None else round(first_token, 3),
-                prompt_tokens=choice.prompt.tokens, context=choice.prompt.hits, notices=route.notices,
+                prompt_tokens=choice.prompt.tokens, context=choice.prompt.hits, notices=notices,
                 safety=safety, wait_seconds=round(generation.waited, 3), unsupported=unsupported,
             )
 

@@ -11,8 +11,8 @@ import pytest
 from docstack.index.base import Chunk, Document
 from docstack.index.sqlite.backend import SqliteBackend
 from docstack.index.sqlite.config import SqliteIndexConfig
-from docstack.rag.pipeline import (AnswerPipeline, Cite, Generate, Pack, Question, Retrieve, ScreenContext,
-                                   ScreenInput, ScreenOutput)
+from docstack.rag.pipeline import (NOT_GROUNDED, AnswerPipeline, Cite, Generate, Ground, Pack, Question, Retrieve,
+                                   ScreenContext, ScreenInput, ScreenOutput)
 from docstack.rag.prompt import ABSTAIN_TEXT, SYSTEM_PROMPT
 from docstack.rag.retrieve import Retriever
 from docstack.safety.guard import NoGuard, Shields
@@ -70,14 +70,15 @@ def index(tmp_path_factory, embedder, shields):
     return index
 
 
-def pipeline(index, embedder, tmp_path, chat, guard=None, counted: list | None = None) -> AnswerPipeline:
+def pipeline(index, embedder, tmp_path, chat, guard=None, counted: list | None = None,
+             grounding: Ground | None = Ground()) -> AnswerPipeline:
     guard = guard or NoGuard()
     counted = [] if counted is None else counted
     return AnswerPipeline(
         ScreenInput(guard), Retrieve(Retriever(index, embedder).run, min_score=0.25), ScreenContext(guard),
         Pack(lambda: Router([FAKE], {FAKE.stack_id}), lambda spec: counted.append(spec) or approximate_counter(), 384),
         Generate(chat, ModelQueue(tmp_path / "queue", slots=1), 384), ScreenOutput(guard), Cite(embedder.embed),
-        default_model="fake/default")
+        default_model="fake/default", grounding=grounding)
 
 
 def test_a_whole_question_goes_through_the_pipeline_in_well_under_a_second(index, embedder, tmp_path):
@@ -123,6 +124,19 @@ def test_the_models_own_abstention_carries_no_citation(index, embedder, tmp_path
     answer = pipeline(index, embedder, tmp_path, FakeChat(ABSTAIN_TEXT)).stream(
         Question("How often must the Zephyr-9 pump be serviced?")).result()
     assert answer.abstained and answer.citations == [] and answer.answer == ABSTAIN_TEXT
+
+
+@pytest.mark.parametrize("reply", [
+    "The Zephyr-9 pump must be serviced by the crew.",  # restates the question and its passage
+    "Pumps of that kind are usually replaced after 7 years.",  # words from no passage: the model's memory
+])
+def test_a_reply_that_says_nothing_the_passages_hold_is_not_given_as_an_answer(index, embedder, tmp_path, reply):
+    question = Question("How often must the Zephyr-9 pump be serviced by the crew?")
+    answer = pipeline(index, embedder, tmp_path, FakeChat(reply)).stream(question).result()
+    assert answer.abstained and answer.answer == ABSTAIN_TEXT and answer.citations == []
+    assert answer.unsupported == [reply] and NOT_GROUNDED in answer.notices
+    given = pipeline(index, embedder, tmp_path, FakeChat(reply), grounding=None).stream(question).result()
+    assert not given.abstained and given.answer.startswith(reply.rstrip("."))  # DOCSTACK_ANSWER_GROUNDING=false
 
 
 def test_a_question_waits_its_turn_and_hears_how_long(index, embedder, tmp_path):
