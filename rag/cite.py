@@ -81,7 +81,21 @@ def attribute(answer: str, passages: Sequence[str], embed: Embed, vectors: np.nd
         unsupported += [answer[a:b] for a, b in pending]
     text = with_markers(answer, inserts)
     numbers = [n for n in cited_numbers(text) if 1 <= n <= len(passages)]
+    if not numbers and not unsupported and spans:
+        # Nothing read as a claim ("Yes.", "Abstract"): cite the passage sharing most of its words.
+        best = most_shared(answer, passages)
+        if best is not None:
+            text = with_markers(answer, [*inserts, (marker_position(answer, spans[-1]), best + 1)])
+            numbers = [best + 1]
     return Cited(text, numbers, unsupported)
+
+
+def most_shared(answer: str, passages: Sequence[str]) -> int | None:
+    """The passage (index) sharing the most of the answer's numbers and content words, if any;
+    the earliest on a tie."""
+    said = _numbers(answer) | _content_words(answer)
+    shared = [len(said & (_numbers(p) | _content_words(p))) for p in passages]
+    return int(np.argmax(shared)) if shared and max(shared) > 0 else None
 
 
 def by_words(sentence: str, passages: Sequence[str]) -> int | None:

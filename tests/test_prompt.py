@@ -102,6 +102,14 @@ def test_a_number_the_passages_do_not_hold_is_not_cited_by_words():
     assert cited == [] and unsupported == ["The pump is serviced every 40 days."]
 
 
+def test_an_answer_with_no_claim_cites_the_passage_sharing_its_words():
+    """Sentences of one content word each read as no claim, and came back uncited."""
+    hits = [hit(1, "Paris is the capital of France."), hit(2, "A problem is abstract or concrete.")]
+    text, cited, unsupported = cite("Yes. It is abstract.", hits, far_away, np.eye(3)[:2])
+    assert text == "Yes. It is abstract [2]." and [c.n for c in cited] == [2] and unsupported == []
+    assert cite("Yes. It is.", hits, far_away, np.eye(3)[:2])[1] == []  # no word to go by: no citation
+
+
 def test_unrelated_answer_gets_no_citation():
     hits = [hit(1, "Paris is the capital of France.")]
 
