@@ -200,9 +200,7 @@ def test_a_selective_filter_is_searched_exactly_where_the_hnsw_scan_would_stop_s
 def hnsw_definition(url: str, name: str) -> str | None:
     with psycopg.connect(url) as conn:
         (table_id,) = conn.execute("SELECT id FROM docstack_collections WHERE name = %s", (name,)).fetchone()
-        row = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
-                           (schema.vector_index_name(table_id),)).fetchone()
-    return row[0] if row else None
+        return schema.vector_index_definition(conn, table_id)
 
 
 # A bulk load in its own process, killed between its writes. argv: url, marks.

@@ -10,6 +10,9 @@ processes opening the same database at once apply it once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import psycopg
 from psycopg import sql
 
@@ -123,22 +126,37 @@ def create_vector_index(conn: psycopg.Connection, table_id: int, m: int, ef_cons
         sql.Literal(ef_construction)))
 
 
+def vector_index_definition(conn: psycopg.Connection, table_id: int) -> str | None:
+    """The HNSW index's CREATE INDEX statement as PostgreSQL keeps it; None while it is missing."""
+    row = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s", (vector_index_name(table_id),)).fetchone()
+    return row[0] if row else None
+
+
 def ensure_vector_index(conn: psycopg.Connection, table_id: int, m: int, ef_construction: int) -> None:
     """Build the HNSW index if a bulk load was killed before it could (`PostgresIndex.bulk`), unless
     a bulk load is under way now: it holds the lock, and builds the index when it ends."""
-    if conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (vector_index_name(table_id),)).fetchone():
+    if vector_index_definition(conn, table_id) is not None:
         return
-    if not conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (bulk_lock(table_id),)).fetchone()[0]:
-        return
+    with bulk_lock(conn, table_id, wait=False) as taken:
+        if taken:
+            create_vector_index(conn, table_id, m, ef_construction)
+
+
+@contextmanager
+def bulk_lock(conn: psycopg.Connection, table_id: int, wait: bool = True) -> Iterator[bool]:
+    """The session lock a bulk load of the collection holds, taken on `conn` for the block (or,
+    without `wait`, only if it is free); yields whether it was taken."""
+    key = f"docstack-bulk:{table_id}"
+    if wait:
+        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        taken = True
+    else:
+        taken = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))", (key,)).fetchone()[0]
     try:
-        create_vector_index(conn, table_id, m, ef_construction)
+        yield taken
     finally:
-        conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (bulk_lock(table_id),))
-
-
-def bulk_lock(table_id: int) -> str:
-    """The session lock a bulk load of the collection holds (an advisory lock's name)."""
-    return f"docstack-bulk:{table_id}"
+        if taken:
+            conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
 
 def create_collection_tables(conn: psycopg.Connection, table_id: int, dimension: int, language: str,

@@ -26,7 +26,7 @@ from docstack.index.base import Document, DocumentRecord, Filters, IndexStats, S
 from docstack.index.keywords import KEYWORD_POSTINGS_BUDGET, query_terms, rarest_within_budget
 from docstack.index.postgres.config import PostgresIndexConfig
 from docstack.index.postgres.schema import (bulk_lock, chunks_table, create_vector_index, documents_table,
-                                            terms_table, vector_index_name)
+                                            terms_table, vector_index_definition, vector_index_name)
 
 # FTS5's bm25() constants, so that both backends rank keyword hits alike.
 BM25_K1 = 1.2
@@ -321,23 +321,16 @@ class PostgresIndex:
         minutes (bench/bench_postgres.py). Searches meanwhile scan exactly: right, but slower. The
         session lock keeps other processes from building the index half-way; if this process is
         killed, the next one to open the collection builds it (`schema.ensure_vector_index`)."""
-        with self._pool.connection() as conn:
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (bulk_lock(self._table_id),))
+        with self._pool.connection() as conn, bulk_lock(conn, self._table_id):
+            definition = vector_index_definition(conn, self._table_id)
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(vector_index_name(self._table_id))))
             try:
-                row = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = %s",
-                                   (vector_index_name(self._table_id),)).fetchone()
-                conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(
-                    sql.Identifier(vector_index_name(self._table_id))))
-                try:
-                    yield
-                finally:
-                    if row:  # as it was built: the collection keeps its own m and ef_construction
-                        conn.execute(row[0])
-                    else:
-                        create_vector_index(conn, self._table_id, self._config.hnsw_m,
-                                            self._config.hnsw_ef_construction)
+                yield
             finally:
-                conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (bulk_lock(self._table_id),))
+                if definition:  # as it was built: the collection keeps its own m and ef_construction
+                    conn.execute(definition)
+                else:
+                    create_vector_index(conn, self._table_id, self._config.hnsw_m, self._config.hnsw_ef_construction)
 
     def close(self) -> None:
         """Nothing to release: connections belong to the backend's pool."""
