@@ -276,17 +276,16 @@ class AnswerPipeline:
             citations: list[Citation] = []
             unsupported: list[str] = []
             notices = list(route.notices)
-            if not abstained and not safety.blocked and self.grounding is not None:
-                # Judged on what the model wrote: a redacted address came from a passage too.
-                if not self.grounding.run(question.text, generation.reply, choice.prompt.hits).grounded:
+            if not abstained and not safety.blocked:
+                if self._grounded(question, generation.reply, choice.prompt.hits):
+                    with telemetry.span("docstack.cite", trace) as span:
+                        text, citations, unsupported = self.cite.run(text, choice.prompt.hits, retrieved, output)
+                        span.set_attributes({"docstack.citations": len(citations),
+                                             "docstack.unsupported": len(unsupported)})
+                else:
                     trace.set_attribute("docstack.grounded", False)
                     text, unsupported, abstained = ABSTAIN_TEXT, [text], True
                     notices.append(NOT_GROUNDED)
-            if not abstained and not safety.blocked:
-                with telemetry.span("docstack.cite", trace) as span:
-                    text, citations, unsupported = self.cite.run(text, choice.prompt.hits, retrieved, output)
-                    span.set_attributes({"docstack.citations": len(citations),
-                                         "docstack.unsupported": len(unsupported)})
             telemetry.record_tokens(choice.spec.stack_id, choice.prompt.tokens if evidence else 0, generation.pieces)
             return Answer(
                 answer=text if evidence else ABSTAIN_TEXT, citations=citations, model=choice.spec.stack_id,
@@ -299,6 +298,10 @@ class AnswerPipeline:
         if not evidence:
             return AnswerStream(iter([ABSTAIN_TEXT]), finish)
         return AnswerStream(_spanned("docstack.shield.output", output.filter(generation), trace), finish)
+
+    def _grounded(self, question: Question, reply: str, hits: list[Hit]) -> bool:
+        """Judged on what the model wrote: a redacted address came from a passage too."""
+        return self.grounding is None or self.grounding.run(question.text, reply, hits).grounded
 
     def _whole(self, whole: Answer, safety: SafetyReport, started: float, trace) -> AnswerStream:
         """An answer made from the whole document, through the output shield like any other."""
